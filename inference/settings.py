@@ -1,0 +1,196 @@
+"""Settings of every (backend, method) pair, in one table of frozen dataclasses.
+
+`resolve_settings` turns ``None``, a mapping of overrides or a settings instance into the
+dataclass of the pair, rejecting unknown names with the list of valid ones. The resolved settings
+are stored in the result's attrs and make up a study run's content hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AdviSettings:
+    """Mean-field ADVI, the same problem in both PPLs.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Adam step size at the start of optimisation.
+    max_steps : int
+        Hard cap on optimisation steps.
+    min_steps : int
+        Steps always taken before the convergence rule is checked.
+    num_particles : int
+        Monte-Carlo samples per step in the ELBO gradient estimate.
+    init_scale : float
+        Initial standard deviation of every factor of q in the unconstrained space.
+    tol : float
+        Convergence rule: stop when the relative change between the mean loss of the last two
+        windows of ``window`` steps falls below ``tol``.
+    window : int
+        Width of the smoothing windows of the convergence rule.
+    num_draws : int
+        Draws from the fitted q stored in ``posterior`` (one chain).
+    """
+
+    learning_rate: float = 0.01
+    max_steps: int = 50_000
+    min_steps: int = 2_000
+    num_particles: int = 1
+    init_scale: float = 0.1
+    tol: float = 1e-4
+    window: int = 500
+    num_draws: int = 4_000
+
+
+@dataclass(frozen=True)
+class NutsSettings:
+    """The No-U-Turn sampler of each PPL.
+
+    Parameters
+    ----------
+    num_chains, num_warmup, num_draws : int
+        Chains, warm-up (tuning) iterations per chain, kept draws per chain.
+    target_accept : float
+        Target acceptance probability of step-size adaptation.
+    max_tree_depth : int
+        Maximum tree depth.
+    """
+
+    num_chains: int = 4
+    num_warmup: int = 1_000
+    num_draws: int = 1_000
+    target_accept: float = 0.9
+    max_tree_depth: int = 10
+
+
+@dataclass(frozen=True)
+class ExactSettings:
+    """Exact conjugate posterior of the linear model.
+
+    Parameters
+    ----------
+    num_draws : int
+        Independent draws from the exact posterior stored in ``posterior`` (one chain).
+    """
+
+    num_draws: int = 4_000
+
+
+@dataclass(frozen=True)
+class CaviSettings:
+    """Closed-form coordinate-ascent mean-field VB.
+
+    Parameters
+    ----------
+    max_iter : int
+        Cap on sweeps over the factors.
+    tol : float
+        Stop when the ELBO's change between sweeps is below ``tol * |ELBO|``.
+    num_draws : int
+        Draws from the fitted q stored in ``posterior`` (one chain).
+    """
+
+    max_iter: int = 1_000
+    tol: float = 1e-10
+    num_draws: int = 4_000
+
+
+@dataclass(frozen=True)
+class GibbsSettings:
+    """Conditionally conjugate Gibbs sampler.
+
+    Parameters
+    ----------
+    num_chains : int
+        Independent chains (over-dispersed starts).
+    num_burnin : int
+        Sweeps discarded at the start of each chain.
+    num_draws : int
+        Kept draws per chain (after thinning).
+    thin : int
+        Keep every ``thin``-th sweep.
+    """
+
+    num_chains: int = 4
+    num_burnin: int = 1_000
+    num_draws: int = 2_000
+    thin: int = 1
+
+
+SETTINGS: dict[tuple[str, str], type] = {
+    ("numpyro", "advi"): AdviSettings,
+    ("numpyro", "nuts"): NutsSettings,
+    ("pymc", "advi"): AdviSettings,
+    ("pymc", "nuts"): NutsSettings,
+    ("reference", "exact"): ExactSettings,
+    ("reference", "cavi"): CaviSettings,
+    ("reference", "gibbs"): GibbsSettings,
+}
+BACKENDS: tuple[str, ...] = ("numpyro", "pymc", "reference")
+METHODS: tuple[str, ...] = ("advi", "nuts", "exact", "cavi", "gibbs")
+
+
+def check_pair(backend: str, method: str) -> None:
+    """Raise ``ValueError`` naming the valid choices if (backend, method) is not supported."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {backend!r}; valid: {list(BACKENDS)}")
+    if method not in METHODS:
+        raise ValueError(f"method: unknown method {method!r}; valid: {list(METHODS)}")
+    if (backend, method) not in SETTINGS:
+        valid = sorted(m for b, m in SETTINGS if b == backend)
+        raise ValueError(f"method: backend {backend!r} has no method {method!r}; valid: {valid}")
+
+
+def resolve_settings(backend: str, method: str, settings: Any = None) -> Any:
+    """The settings dataclass of (backend, method): defaults updated with ``settings``.
+
+    Parameters
+    ----------
+    backend, method : str
+        The pair; see `SETTINGS`.
+    settings : None, mapping or dataclass instance
+        Overrides by name, or a ready instance of the pair's class.
+
+    Raises
+    ------
+    ValueError
+        On an unknown pair, an unknown setting name (the valid ones are listed), a wrong
+        settings class, or a value of the wrong type or range.
+    """
+    check_pair(backend, method)
+    cls = SETTINGS[(backend, method)]
+    if isinstance(settings, cls):
+        return _validated(settings)
+    if settings is not None and not isinstance(settings, Mapping):
+        raise ValueError(
+            f"settings: expected a mapping or {cls.__name__} for {backend}/{method}, "
+            f"got {type(settings).__name__}"
+        )
+    overrides = dict(settings or {})
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"settings: unknown setting(s) {unknown} for {backend}/{method}; valid: {valid}"
+        )
+    return _validated(replace(cls(), **overrides))
+
+
+def _validated(settings: Any) -> Any:
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        default = getattr(type(settings)(), field.name)
+        if isinstance(default, int) and not isinstance(value, bool):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"settings.{field.name}: expected a positive integer, got {value!r}")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"settings.{field.name}: expected a positive number, got {value!r}")
+    if getattr(settings, "target_accept", 0.5) >= 1:
+        raise ValueError(f"settings.target_accept: expected a value in (0, 1), got {settings.target_accept}")
+    return settings
