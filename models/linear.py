@@ -37,8 +37,10 @@ class LinearPriors:
     b_e: float = 1.0
 
 
-def numpyro_model(X, group=None, n_groups: int = 0, y=None, *, priors: LinearPriors = LinearPriors()):
-    """NumPyro model of M1; ``group``/``n_groups`` are accepted for a common signature and unused."""
+def numpyro_model(
+    X, group=None, n_groups: int = 0, y=None, *, priors: LinearPriors = LinearPriors()
+):
+    """NumPyro model of M1; ``group`` and ``n_groups`` keep the common signature, unused."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist

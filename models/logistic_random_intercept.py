@@ -1,9 +1,9 @@
 """M3: logistic (Bernoulli-logit) random-intercept model, centred.
 
-    beta_k        ~ Normal(beta_mean, beta_sd)
-    tau_u         ~ Gamma(a_u, b_u)                        (shape, rate)
-    u_j | tau_u   ~ Normal(0, tau_u^(-1/2))
-    y_ij          ~ Bernoulli(logit^-1(x_ij' beta + u_j)),   y in {0, 1}
+beta_k        ~ Normal(beta_mean, beta_sd)
+tau_u         ~ Gamma(a_u, b_u)                        (shape, rate)
+u_j | tau_u   ~ Normal(0, tau_u^(-1/2))
+y_ij          ~ Bernoulli(logit^-1(x_ij' beta + u_j)),   y in {0, 1}
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """M0: Gaussian random-intercept model, centred parameterisation.
 
-    beta_k            ~ Normal(beta_mean, beta_sd)          per coefficient
-    tau_e             ~ Gamma(a_e, b_e)                     (shape, rate)
-    tau_u             ~ Gamma(a_u, b_u)
-    u_j | tau_u       ~ Normal(0, tau_u^(-1/2))             per group j
-    y_ij | beta, u, tau_e ~ Normal(x_ij' beta + u_j, tau_e^(-1/2))
+beta_k            ~ Normal(beta_mean, beta_sd)          per coefficient
+tau_e             ~ Gamma(a_e, b_e)                     (shape, rate)
+tau_u             ~ Gamma(a_u, b_u)
+u_j | tau_u       ~ Normal(0, tau_u^(-1/2))             per group j
+y_ij | beta, u, tau_e ~ Normal(x_ij' beta + u_j, tau_e^(-1/2))
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def numpyro_model(
         numpyro.sample("y", dist.Normal(X @ beta + u[group], 1.0 / jnp.sqrt(tau_e)), obs=y)
 
 
-def build_pymc(data: RegressionData, priors: RandomInterceptPriors = RandomInterceptPriors()) -> Any:
+def build_pymc(
+    data: RegressionData, priors: RandomInterceptPriors = RandomInterceptPriors()
+) -> Any:
     """PyMC model of M0 (centred random intercepts)."""
     import pymc as pm
 

@@ -34,7 +34,9 @@ def numpyro_model(
         numpyro.sample("y", dist.Normal(X @ beta + u[group], 1.0 / jnp.sqrt(tau_e)), obs=y)
 
 
-def build_pymc(data: RegressionData, priors: RandomInterceptPriors = RandomInterceptPriors()) -> Any:
+def build_pymc(
+    data: RegressionData, priors: RandomInterceptPriors = RandomInterceptPriors()
+) -> Any:
     """PyMC model of M2 (non-centred random intercepts)."""
     import pymc as pm
 

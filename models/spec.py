@@ -112,7 +112,9 @@ class RegressionData:
             raise ValueError(
                 f"group: expected indices in 0..{n_groups - 1}, got [{group.min()}, {group.max()}]"
             )
-        labels = tuple(str(label) for label in self.group_labels) or tuple(map(str, range(n_groups)))
+        labels = tuple(str(label) for label in self.group_labels) or tuple(
+            map(str, range(n_groups))
+        )
         _check_names("group_labels", labels, n_groups)
         object.__setattr__(self, "group", group)
         object.__setattr__(self, "group_labels", labels)

@@ -1,0 +1,284 @@
+"""Study files: a TOML grid of scenarios × fits, validated on load.
+
+A study file looks like this (see ``studies/example.toml``)::
+
+    name = "ri-small"
+    replicates = 2                    # data/fit seeds 0, 1 (or: seeds = [3, 7])
+
+    [[scenario]]                      # simulated data, one data set per n_groups and seed
+    models = ["random_intercept", "random_intercept_nc"]
+    n_groups = [5, 20]
+    n_per_group = 20
+    truth = { tau_u = 1.0 }           # optional; defaults in models.data.DEFAULT_TRUTH
+
+    [[scenario]]                      # a real data set, by name
+    models = ["random_intercept"]
+    dataset = "exam"
+
+    [[fit]]
+    backend = "numpyro"
+    method = "advi"
+    settings = { max_steps = 20000 }  # optional overrides of inference.settings
+
+    [[compare]]                       # which fits are divided by which
+    vb = "numpyro/advi"
+    reference = "numpyro/nuts"
+
+Every error names the file and the key that is wrong.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inference import supports
+from inference.settings import check_pair, resolve_settings
+from models import DATASETS, MODELS
+
+_TOP_KEYS = {"name", "description", "replicates", "seeds", "scenario", "fit", "compare", "priors"}
+_SCENARIO_KEYS = {"models", "n_groups", "n_per_group", "n_obs", "truth", "dataset"}
+_FIT_KEYS = {"backend", "method", "settings", "models"}
+_COMPARE_KEYS = {"vb", "reference"}
+_TRUTH_KEYS = {"beta", "tau_e", "tau_u"}
+_REQUIRED = object()
+
+
+class StudyConfigError(ValueError):
+    """A study file that cannot be run; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Data of one kind fitted by some models: simulated at each ``n_groups``, or a real set."""
+
+    models: tuple[str, ...]
+    n_groups: tuple[int, ...] = ()
+    n_per_group: int = 20
+    n_obs: int | None = None
+    truth: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """One (backend, method) pair with its setting overrides, optionally limited to some models."""
+
+    backend: str
+    method: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``backend/method``, the name used by ``[[compare]]``."""
+        return f"{self.backend}/{self.method}"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study: scenarios × fits × seeds, and the VB/reference pairs to compare."""
+
+    name: str
+    scenarios: tuple[Scenario, ...]
+    fits: tuple[FitSpec, ...]
+    compare: tuple[tuple[str, str], ...]
+    seeds: tuple[int, ...] = (0,)
+    priors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    description: str = ""
+    source: str = "<memory>"
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML file.
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    StudyConfigError
+        If the file is missing or not TOML, or on an unknown key, a wrong type, an impossible
+        value, an unknown model/data set/backend/method/setting; the message names file and key.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyConfigError(f"{path}: no such study file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise StudyConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_study(raw, source=str(path))
+
+
+def parse_study(raw: Mapping[str, Any], source: str = "<memory>") -> StudyConfig:
+    """Validate a study given as a mapping (the parsed TOML); see `load_study`."""
+    where = _Where(source)
+    where.keys(raw, _TOP_KEYS, "")
+    scenarios = tuple(
+        _scenario(item, where.at(f"scenario[{i}]"))
+        for i, item in enumerate(where.tables(raw, "scenario"))
+    )
+    fits = tuple(
+        _fit(item, where.at(f"fit[{i}]")) for i, item in enumerate(where.tables(raw, "fit"))
+    )
+    labels = [fit.label for fit in fits]
+    if len(set(labels)) != len(labels):
+        raise StudyConfigError(f"{source}: fit: each backend/method may appear once, got {labels}")
+    compare = tuple(
+        _compare(item, labels, where.at(f"compare[{i}]"))
+        for i, item in enumerate(raw.get("compare", []))
+    )
+    return StudyConfig(
+        name=where.typed(raw, "name", str, default=Path(source).stem),
+        description=where.typed(raw, "description", str, default=""),
+        scenarios=scenarios,
+        fits=fits,
+        compare=compare,
+        seeds=_seeds(raw, where),
+        priors=_priors(raw, where),
+        source=source,
+    )
+
+
+class _Where:
+    """Error messages that name the file and the key."""
+
+    def __init__(self, source: str, prefix: str = "") -> None:
+        self.source, self.prefix = source, prefix
+
+    def at(self, prefix: str) -> _Where:
+        return _Where(self.source, prefix)
+
+    def fail(self, key: str, message: str) -> StudyConfigError:
+        name = f"{self.prefix}.{key}" if self.prefix and key else (self.prefix or key)
+        return StudyConfigError(f"{self.source}: {name}: {message}")
+
+    def keys(self, table: Any, allowed: set[str], key: str) -> None:
+        if not isinstance(table, Mapping):
+            raise self.fail(key, f"expected a table, got {type(table).__name__}")
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise self.fail(key, f"unknown key(s) {unknown}; valid: {sorted(allowed)}")
+
+    def tables(self, raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+        items = raw.get(key)
+        if not isinstance(items, list) or not items:
+            raise self.fail(key, f"expected at least one [[{key}]] table")
+        return items
+
+    def typed(
+        self, table: Mapping[str, Any], key: str, kind: type | tuple, default: Any = _REQUIRED
+    ):
+        if key not in table:
+            if default is _REQUIRED:
+                raise self.fail(key, "is required")
+            return default
+        value = table[key]
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise self.fail(key, f"expected {names}, got {type(value).__name__} {value!r}")
+        return value
+
+    def positive_int(
+        self, table: Mapping[str, Any], key: str, minimum: int, default: Any = _REQUIRED
+    ):
+        value = self.typed(table, key, int, default)
+        if value is not None and value < minimum:
+            raise self.fail(key, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+
+def _scenario(item: Any, where: _Where) -> Scenario:
+    where.keys(item, _SCENARIO_KEYS, "")
+    models = tuple(where.typed(item, "models", list))
+    if not models:
+        raise where.fail("models", "expected at least one model")
+    for name in models:
+        if name not in MODELS:
+            raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
+    dataset = where.typed(item, "dataset", str, default="") or None
+    truth = dict(where.typed(item, "truth", dict, default={}))
+    where.keys(truth, _TRUTH_KEYS, "truth")
+    if dataset is not None:
+        if dataset not in DATASETS:
+            raise where.fail("dataset", f"unknown data set {dataset!r}; valid: {sorted(DATASETS)}")
+        simulated_keys = sorted({"n_groups", "n_per_group", "n_obs", "truth"} & set(item))
+        if simulated_keys:
+            raise where.fail("dataset", f"a real data set takes none of {simulated_keys}")
+        return Scenario(models=models, dataset=dataset)
+    hierarchical = any(MODELS[name].hierarchical for name in models)
+    n_groups = where.typed(item, "n_groups", (list, int), default=_REQUIRED if hierarchical else [])
+    n_groups = tuple([n_groups] if isinstance(n_groups, int) else n_groups)
+    for q in n_groups:
+        if isinstance(q, bool) or not isinstance(q, int) or q < 2:
+            raise where.fail("n_groups", f"expected integers >= 2, got {q!r}")
+    return Scenario(
+        models=models,
+        n_groups=n_groups or (0,),
+        n_per_group=where.positive_int(item, "n_per_group", 1, default=20),
+        n_obs=where.positive_int(item, "n_obs", 2, default=None),
+        truth=truth,
+    )
+
+
+def _fit(item: Any, where: _Where) -> FitSpec:
+    where.keys(item, _FIT_KEYS, "")
+    backend = where.typed(item, "backend", str)
+    method = where.typed(item, "method", str)
+    settings = dict(where.typed(item, "settings", dict, default={}))
+    models = tuple(where.typed(item, "models", list, default=[]))
+    try:
+        check_pair(backend, method)
+        resolve_settings(backend, method, settings)
+    except ValueError as error:
+        raise where.fail("", str(error)) from None
+    for name in models:
+        if name not in MODELS:
+            raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
+        if not supports(backend, method, name):
+            raise where.fail("models", f"{backend}/{method} cannot fit model {name!r}")
+    return FitSpec(backend=backend, method=method, settings=settings, models=models)
+
+
+def _compare(item: Any, labels: list[str], where: _Where) -> tuple[str, str]:
+    where.keys(item, _COMPARE_KEYS, "")
+    pair = (where.typed(item, "vb", str), where.typed(item, "reference", str))
+    for key, label in zip(("vb", "reference"), pair, strict=True):
+        if label not in labels:
+            raise where.fail(key, f"{label!r} is not one of the study's fits {labels}")
+    return pair
+
+
+def _seeds(raw: Mapping[str, Any], where: _Where) -> tuple[int, ...]:
+    if "seeds" in raw and "replicates" in raw:
+        raise where.fail("seeds", "give either seeds or replicates, not both")
+    if "seeds" in raw:
+        seeds = where.typed(raw, "seeds", list)
+        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+            raise where.fail("seeds", f"expected a list of non-negative integers, got {seeds!r}")
+        return tuple(seeds)
+    return tuple(range(where.positive_int(raw, "replicates", 1, default=1)))
+
+
+def _priors(raw: Mapping[str, Any], where: _Where) -> dict[str, dict[str, Any]]:
+    priors = where.typed(raw, "priors", dict, default={})
+    for model, values in priors.items():
+        if model not in MODELS:
+            raise where.fail("priors", f"unknown model {model!r}; valid: {sorted(MODELS)}")
+        try:
+            MODELS[model].priors(values)
+        except ValueError as error:
+            raise where.fail(f"priors.{model}", str(error)) from None
+    return {model: dict(values) for model, values in priors.items()}

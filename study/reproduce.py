@@ -1,0 +1,53 @@
+"""The built-in study that reproduces the VI1 report's SD-ratio table (``vistudy reproduce``)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+from importlib import resources
+
+from study.config import FitSpec, StudyConfig, parse_study
+
+QUICK_GROUPS = (5, 20, 100)
+# Tiny settings for tests of the machinery: numbers from them mean nothing.
+TINY_SETTINGS = {
+    ("numpyro", "advi"): {"max_steps": 300, "min_steps": 100, "window": 50, "num_draws": 200},
+    ("pymc", "advi"): {"max_steps": 300, "min_steps": 100, "window": 50, "num_draws": 200},
+    ("numpyro", "nuts"): {"num_chains": 2, "num_warmup": 100, "num_draws": 100},
+    ("pymc", "nuts"): {"num_chains": 2, "num_warmup": 100, "num_draws": 100},
+    ("reference", "cavi"): {"num_draws": 200},
+    ("reference", "gibbs"): {"num_chains": 2, "num_burnin": 100, "num_draws": 200},
+    ("reference", "exact"): {"num_draws": 200},
+}
+
+
+def reproduction_study(*, quick: bool = False, tiny: bool = False) -> StudyConfig:
+    """The VI1 reproduction study, read from the packaged ``studies/reproduce.toml``.
+
+    Parameters
+    ----------
+    quick : bool
+        Only Q = 5, 20, 100 (a first look in under two minutes).
+    tiny : bool
+        Also Q = 5 and 10 only and tiny sampler/optimiser settings (for tests).
+
+    Returns
+    -------
+    StudyConfig
+    """
+    text = resources.files("study").joinpath("studies/reproduce.toml").read_text()
+    config = parse_study(tomllib.loads(text), source="study/studies/reproduce.toml")
+    if quick or tiny:
+        groups = (5, 10) if tiny else QUICK_GROUPS
+        scenarios = tuple(
+            replace(s, n_groups=tuple(q for q in s.n_groups if q in groups)) if s.n_groups else s
+            for s in config.scenarios
+        )
+        config = replace(config, scenarios=scenarios, name=f"{config.name}-quick")
+    if tiny:
+        config = replace(config, fits=tuple(_tiny(fit) for fit in config.fits))
+    return config
+
+
+def _tiny(fit: FitSpec) -> FitSpec:
+    return replace(fit, settings={**TINY_SETTINGS[(fit.backend, fit.method)], **fit.settings})

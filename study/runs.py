@@ -1,0 +1,230 @@
+"""Expand a study into runs, and execute one run (fit, check, write atomically).
+
+A run is a named (data, model, backend, method, seed) tuple with a readable key
+``data-model-backend-method-seed`` (e.g. ``sim_q20-random_intercept-numpyro-advi-0``) and a
+content hash of everything that determines its result (data recipe, priors, resolved settings,
+seed). A finished run lives in ``<out>/runs/<key>.nc`` with the hash in its attrs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from study.config import FitSpec, Scenario, StudyConfig
+
+logger = logging.getLogger(__name__)
+
+RUNS_DIR = "runs"
+_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything that determines one fit's result."""
+
+    model: str
+    backend: str
+    method: str
+    seed: int
+    dataset: str | None = None
+    n_groups: int = 0
+    n_per_group: int = 0
+    n_obs: int | None = None
+    truth: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    priors: Mapping[str, Any] = field(default_factory=dict)
+    study: str = ""
+
+    @property
+    def data_tag(self) -> str:
+        """``exam`` for real data, ``sim_q20`` / ``sim_n200`` for simulated data."""
+        if self.dataset:
+            return self.dataset
+        return f"sim_q{self.n_groups}" if self.n_groups else f"sim_n{self.n_obs or 'default'}"
+
+    @property
+    def key(self) -> str:
+        """``data-model-backend-method-seed``."""
+        return f"{self.data_tag}-{self.model}-{self.backend}-{self.method}-{self.seed}"
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the run's full recipe, with settings and priors resolved to their defaults."""
+        from inference.settings import resolve_settings
+        from models import MODELS
+
+        recipe = {k: v for k, v in asdict(self).items() if k not in ("study",)}
+        recipe["settings"] = asdict(resolve_settings(self.backend, self.method, self.settings))
+        recipe["priors"] = asdict(MODELS[self.model].priors(dict(self.priors)))
+        encoded = json.dumps(recipe, sort_keys=True, default=list).encode()
+        return hashlib.sha256(encoded).hexdigest()[:16]
+
+    def path(self, out: Path) -> Path:
+        """Where the finished run is stored."""
+        return Path(out) / RUNS_DIR / f"{self.key}.nc"
+
+
+def expand(config: StudyConfig) -> list[Run]:
+    """All runs of a study, in a stable order; fits that cannot fit a model are left out."""
+    from inference import supports
+
+    runs = []
+    for scenario in config.scenarios:
+        for model in scenario.models:
+            for fit in config.fits:
+                if fit.models and model not in fit.models:
+                    continue
+                if not supports(fit.backend, fit.method, model):
+                    continue
+                runs.extend(_scenario_runs(config, scenario, model, fit))
+    return runs
+
+
+def _scenario_runs(
+    config: StudyConfig, scenario: Scenario, model: str, fit: FitSpec
+) -> Iterator[Run]:
+    sizes = scenario.n_groups if not scenario.dataset else (0,)
+    for n_groups in sizes:
+        for seed in config.seeds:
+            yield Run(
+                model=model,
+                backend=fit.backend,
+                method=fit.method,
+                seed=seed,
+                dataset=scenario.dataset,
+                n_groups=n_groups,
+                n_per_group=scenario.n_per_group if n_groups else 0,
+                n_obs=scenario.n_obs,
+                truth=dict(scenario.truth),
+                settings=dict(fit.settings),
+                priors=dict(config.priors.get(model, {})),
+                study=config.name,
+            )
+
+
+def limit_threads() -> None:
+    """One BLAS/XLA thread per process, set before JAX or numpy threads start (worker init)."""
+    for name, value in _THREAD_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def load_run_data(run: Run) -> tuple[Any, dict[str, Any] | None]:
+    """The data of a run (simulated with the run's seed, or a real data set) and its truth."""
+    from models import load_dataset, simulate
+
+    if run.dataset:
+        return load_dataset(run.dataset), None
+    return simulate(
+        run.model,
+        n_groups=run.n_groups or 2,
+        n_per_group=run.n_per_group or 20,
+        n_obs=run.n_obs,
+        truth=dict(run.truth),
+        seed=run.seed,
+    )
+
+
+def execute(run: Run, out: str | Path) -> dict[str, Any]:
+    """Fit one run and write it atomically; never raises, returns a status record.
+
+    Returns
+    -------
+    dict
+        ``key``, ``status`` (``done`` or ``failed``), ``seconds``, and for failures ``error``
+        and ``traceback``.
+    """
+    limit_threads()
+    started = time.perf_counter()
+    record: dict[str, Any] = {"key": run.key, "hash": run.content_hash, "status": "done"}
+    try:
+        idata = _fit(run)
+        _check_finite(idata)
+        write_atomically(idata, run.path(Path(out)))
+    except Exception as error:  # a failed fit is recorded, never allowed to stop the batch
+        record.update(
+            status="failed",
+            error=f"{type(error).__name__}: {error}",
+            traceback=traceback.format_exc(),
+        )
+        logger.warning("run %s failed: %s", run.key, record["error"])
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def _fit(run: Run) -> Any:
+    from inference import fit
+
+    data, truth = load_run_data(run)
+    idata = fit(
+        run.model,
+        data,
+        backend=run.backend,
+        method=run.method,
+        settings=dict(run.settings),
+        seed=run.seed,
+        priors=dict(run.priors),
+        progressbar=False,
+    )
+    attrs = {
+        "run_key": run.key,
+        "run_hash": run.content_hash,
+        "study": run.study,
+        "dataset": run.data_tag,
+        "n_per_group": run.n_per_group,
+    }
+    if truth is not None:
+        attrs["truth"] = json.dumps(truth, default=_to_list)
+    for group in idata.groups():
+        idata[group].attrs.update(attrs)
+    return idata
+
+
+def _to_list(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _check_finite(idata: Any) -> None:
+    import numpy as np
+
+    for name, values in idata.posterior.data_vars.items():
+        if not np.all(np.isfinite(values.values)):
+            raise FloatingPointError(f"posterior.{name}: non-finite draws")
+
+
+def write_atomically(idata: Any, path: Path) -> None:
+    """Write NetCDF to a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        idata.to_netcdf(str(temporary))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def stored_hash(path: Path) -> str | None:
+    """The content hash recorded in a finished run file, or ``None`` if absent or unreadable."""
+    import xarray as xr
+
+    if not path.exists():
+        return None
+    try:
+        with xr.open_dataset(path, group="posterior") as posterior:
+            return posterior.attrs.get("run_hash")
+    except (OSError, ValueError, KeyError):
+        logger.warning("unreadable run file %s will be redone", path)
+        return None
