@@ -168,7 +168,8 @@ class _Where:
             raise self.fail(key, f"expected a table, got {type(table).__name__}")
         unknown = sorted(set(table) - allowed)
         if unknown:
-            raise self.fail(key, f"unknown key(s) {unknown}; valid: {sorted(allowed)}")
+            inner = f"{key}.{unknown[0]}" if key else unknown[0]
+            raise self.fail(inner, f"unknown key(s) {unknown}; valid: {sorted(allowed)}")
 
     def tables(self, raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
         items = raw.get(key)
