@@ -107,7 +107,6 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _execute(config, args: argparse.Namespace) -> int:
-    from study.report import write_report
     from study.runner import dask_executor, run_study
 
     if args.scheduler and args.dask_workers:
@@ -125,22 +124,26 @@ def _execute(config, args: argparse.Namespace) -> int:
         args.out / "failures.csv",
     )
     if not args.no_report:
+        from study.report import write_report
+
         write_report(args.out, config)
     return EXIT_FAILED_RUNS if result.failed else EXIT_OK
 
 
 def _table(args: argparse.Namespace) -> int:
+    out = _results_folder(args.out)
     from study.report import write_tables
 
-    for path in write_tables(_results_folder(args.out)):
+    for path in write_tables(out):
         print(path)
     return EXIT_OK
 
 
 def _plot(args: argparse.Namespace) -> int:
+    out = _results_folder(args.out)
     from study.report import write_figures
 
-    for path in write_figures(_results_folder(args.out)):
+    for path in write_figures(out):
         print(path)
     return EXIT_OK
 

@@ -1,0 +1,153 @@
+"""A tiny study end to end: cached, resumable, atomic, failures recorded, Dask = local pool."""
+
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from study.cli import main
+from study.config import load_study
+from study.runner import read_failures, run_study
+from study.runs import expand, write_atomically
+
+TINY = """
+name = "tiny"
+seeds = [0]
+
+[[scenario]]
+models = ["linear"]
+n_obs = 40
+
+[[scenario]]
+models = ["random_intercept"]
+n_groups = [3]
+n_per_group = 5
+
+[[fit]]
+backend = "reference"
+method = "exact"
+settings = { num_draws = 50 }
+
+[[fit]]
+backend = "reference"
+method = "gibbs"
+settings = { num_chains = 2, num_burnin = 20, num_draws = 30 }
+
+[[compare]]
+vb = "reference/exact"
+reference = "reference/gibbs"
+"""
+
+
+@pytest.fixture
+def tiny_study(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(textwrap.dedent(TINY))
+    return load_study(path)
+
+
+def _mtimes(out):
+    return {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.nc")}
+
+
+def test_tiny_study_runs_then_does_no_work(tiny_study, tmp_path):
+    out = tmp_path / "out"
+    first = run_study(tiny_study, out)
+    assert first.ok and len(first.done) == 3 and not first.skipped
+    assert sorted(p.stem for p in (out / "runs").glob("*.nc")) == sorted(
+        run.key for run in expand(tiny_study)
+    )
+    before = _mtimes(out)
+    second = run_study(tiny_study, out)
+    assert second.done == [] and len(second.skipped) == 3
+    assert _mtimes(out) == before
+
+
+def test_deleted_run_is_redone_alone(tiny_study, tmp_path):
+    out = tmp_path / "out"
+    run_study(tiny_study, out)
+    victim = out / "runs" / "sim_q3-random_intercept-reference-gibbs-0.nc"
+    victim.unlink()
+    before = _mtimes(out)
+    result = run_study(tiny_study, out)
+    assert result.done == [victim.stem]
+    after = _mtimes(out)
+    assert {k: v for k, v in after.items() if k != victim.name} == before
+
+
+def test_half_written_file_is_never_read(tiny_study, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    run = expand(tiny_study)[0]
+
+    class Killed(Exception):
+        pass
+
+    class HalfWritten:
+        def to_netcdf(self, path):
+            with open(path, "wb") as handle:
+                handle.write(b"\x89HDF\r\n half a file")
+            raise Killed
+
+    with pytest.raises(Killed):
+        write_atomically(HalfWritten(), run.path(out))
+    assert not run.path(out).exists()
+    assert list((out / "runs").iterdir()) == []
+    # a corrupt file at the final path (say, written by hand) is redone, not read
+    run.path(out).write_bytes(b"garbage")
+    result = run_study(tiny_study, out)
+    assert run.key in result.done
+
+
+def test_failing_run_is_recorded_and_batch_goes_on(tiny_study, tmp_path):
+    from dataclasses import replace
+
+    from study.config import FitSpec
+
+    broken = FitSpec(backend="numpyro", method="advi", settings={"learning_rate": 1e12,
+                     "max_steps": 200, "min_steps": 100, "window": 50, "num_draws": 20},
+                     models=("linear",))
+    config = replace(tiny_study, fits=tiny_study.fits + (broken,))
+    out = tmp_path / "out"
+    result = run_study(config, out)
+    assert len(result.done) == 3
+    assert [f["key"] for f in result.failed] == ["sim_n40-linear-numpyro-advi-0"]
+    rows = read_failures(out)
+    assert rows[0]["key"] == "sim_n40-linear-numpyro-advi-0"
+    assert rows[0]["error"] and "Traceback" in rows[0]["traceback"]
+    assert not (out / "runs" / "sim_n40-linear-numpyro-advi-0.nc").exists()
+
+
+def test_cli_exit_codes(tiny_study, tmp_path, capsys):
+    study_file = tiny_study.source
+    assert main(["run", study_file, "--out", str(tmp_path / "o"), "--no-report"]) == 0
+    assert main(["run", str(tmp_path / "missing.toml"), "--out", str(tmp_path)]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["run"]) == 2
+    assert main(["run", study_file, "--jobs", "0"]) == 2
+    assert main(["table", str(tmp_path / "nowhere")]) == 2
+    assert main(["list"]) == 0
+    assert "random_intercept_nc" in capsys.readouterr().out
+    assert main(["run", "--help"]) == 0
+    assert "--dask-workers" in capsys.readouterr().out
+
+
+def _posteriors(out):
+    return {
+        p.stem: xr.open_dataset(p, group="posterior").load() for p in (out / "runs").glob("*.nc")
+    }
+
+
+def test_process_pool_and_dask_give_the_same_numbers(tiny_study, tmp_path):
+    from study.runner import dask_executor
+
+    run_study(tiny_study, tmp_path / "serial")
+    run_study(tiny_study, tmp_path / "pool", jobs=2)
+    with dask_executor(n_workers=1)() as executor:
+        run_study(tiny_study, tmp_path / "dask", executor=executor)
+    serial, pool, dask = (_posteriors(tmp_path / d) for d in ("serial", "pool", "dask"))
+    assert serial.keys() == pool.keys() == dask.keys() and len(serial) == 3
+    for key in serial:
+        for name in serial[key].data_vars:
+            np.testing.assert_array_equal(serial[key][name], pool[key][name])
+            np.testing.assert_array_equal(serial[key][name], dask[key][name])
