@@ -1,0 +1,49 @@
+"""VB/MCMC comparison from InferenceData alone: ratios, MCMC gate, tables and figures.
+
+Imports xarray, pandas, scipy, matplotlib and ArviZ only (never numpyro, pymc or jax), so it
+analyses any fit that follows the contract, including fits made outside vistudy.
+"""
+
+from analysis.figures import (
+    plot_elbo,
+    plot_overlay,
+    plot_predictive,
+    plot_ratio_heatmap,
+    plot_ratio_vs_groups,
+    plot_shrinkage,
+)
+from analysis.gate import GateResult, GateThresholds, mcmc_gate
+from analysis.io import FitInfo, fit_info, load_fits, pair_fits
+from analysis.predictive import log_predictive_density, posterior_predictive
+from analysis.published import compare_with_published, published_table, side_by_side_markdown
+from analysis.ratios import sd_ratio, sd_with_se, summarise_vectors, variance_ratio
+from analysis.tables import ratio_table, to_markdown, wide_table, write_tables
+
+__all__ = [
+    "FitInfo",
+    "GateResult",
+    "GateThresholds",
+    "compare_with_published",
+    "fit_info",
+    "load_fits",
+    "log_predictive_density",
+    "mcmc_gate",
+    "pair_fits",
+    "plot_elbo",
+    "plot_overlay",
+    "plot_predictive",
+    "plot_ratio_heatmap",
+    "plot_ratio_vs_groups",
+    "plot_shrinkage",
+    "posterior_predictive",
+    "published_table",
+    "ratio_table",
+    "sd_ratio",
+    "sd_with_se",
+    "side_by_side_markdown",
+    "summarise_vectors",
+    "to_markdown",
+    "variance_ratio",
+    "wide_table",
+    "write_tables",
+]

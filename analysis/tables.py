@@ -1,0 +1,215 @@
+"""Tidy and wide (VI1-layout) ratio tables, exported to CSV and Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.gate import GateThresholds, mcmc_gate
+from analysis.io import load_fits, pair_fits
+from analysis.ratios import sd_ratio
+
+WIDE_COLUMNS = ("beta_0", "beta_1", "beta_2", "tau_e", "tau_u", "sigma2_e", "sigma2_u")
+VI1_ROWS = tuple(
+    [f"M0_Q{q}" for q in (5, 10, 20, 50, 100)]
+    + ["M1"]
+    + [f"M{m}_Q{q}" for m in (2, 3) for q in (5, 10, 20, 50, 100)]
+)
+DEFAULT_PAIRS = (
+    ("reference/cavi", "reference/gibbs"),
+    ("numpyro/advi", "numpyro/nuts"),
+    ("pymc/advi", "pymc/nuts"),
+)
+TIDY_COLUMNS = [
+    "model",
+    "label",
+    "dataset",
+    "n_groups",
+    "seed",
+    "parameter",
+    "variable",
+    "scale",
+    "vb_backend",
+    "vb_method",
+    "ref_backend",
+    "ref_method",
+    "sd_vb",
+    "se_vb",
+    "sd_ref",
+    "se_ref",
+    "ratio",
+    "lo",
+    "hi",
+    "var_ratio",
+    "var_lo",
+    "var_hi",
+    "gate",
+    "rhat",
+    "ess_bulk",
+    "ess_tail",
+    "divergences",
+]
+
+
+def ratio_table(
+    fits: str | Path | Iterable[Any],
+    pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS,
+    *,
+    thresholds: GateThresholds = GateThresholds(),
+    ci: float = 0.9,
+) -> pd.DataFrame:
+    """The tidy long table of SD ratios (and variance ratios) of every VB/reference pair.
+
+    Parameters
+    ----------
+    fits : folder or iterable of InferenceData
+        Fits to pair by (dataset, model, n_groups, seed).
+    pairs : sequence of (vb, reference)
+        ``backend/method`` labels to compare; pairs without fits are skipped.
+    thresholds : GateThresholds
+        The MCMC gate applied to each reference; its verdict is in column ``gate``.
+    ci : float
+        Level of the ratio intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns `TIDY_COLUMNS`: one row per (pair, data set, parameter element).
+    """
+    fits = load_fits(fits)
+    frames = []
+    for vb_label, ref_label in pairs:
+        for info, vb, reference in pair_fits(fits, vb_label, ref_label):
+            table = sd_ratio(vb, reference, ci=ci)
+            gate = mcmc_gate(reference, thresholds=thresholds)
+            ref_backend, ref_method = ref_label.split("/")
+            table = table.assign(
+                model=info.model,
+                label=info.vi1_label,
+                dataset=info.dataset,
+                n_groups=info.n_groups,
+                seed=info.seed,
+                vb_backend=info.backend,
+                vb_method=info.method,
+                ref_backend=ref_backend,
+                ref_method=ref_method,
+                var_ratio=table.ratio**2,
+                var_lo=table.lo**2,
+                var_hi=table.hi**2,
+                gate=gate.label,
+                rhat=gate.rhat_max,
+                ess_bulk=gate.ess_bulk_min,
+                ess_tail=gate.ess_tail_min,
+                divergences=gate.divergences,
+            )
+            frames.append(table[TIDY_COLUMNS])
+    if not frames:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def wide_table(
+    tidy: pd.DataFrame, vb: str = "reference/cavi", reference: str = "reference/gibbs"
+) -> pd.DataFrame:
+    """The VI1 report's layout: rows ``M0_Q5 … M3_Q100, M1``, columns `WIDE_COLUMNS`.
+
+    Cells hold the SD ratio of one VB/reference pair (averaged over seeds when there are
+    several), NA where the model has no such parameter or no fit was made. Column
+    ``reference_gate`` says whether every reference in the row passed the MCMC gate.
+
+    Parameters
+    ----------
+    tidy : pandas.DataFrame
+        Output of `ratio_table`.
+    vb, reference : str
+        The ``backend/method`` pair shown.
+    """
+    chosen = _pair_rows(tidy, vb, reference)
+    chosen = chosen[chosen.parameter.isin(WIDE_COLUMNS)]
+    rows = [r for r in VI1_ROWS if r in set(chosen.label)] or list(VI1_ROWS)
+    extra = sorted(set(chosen.label) - set(VI1_ROWS))
+    wide = chosen.pivot_table(index="label", columns="parameter", values="ratio", aggfunc="mean")
+    wide = wide.reindex(index=rows + extra, columns=list(WIDE_COLUMNS))
+    gates = chosen.groupby("label")["gate"].agg(
+        lambda g: "ok" if (g == "ok").all() else sorted(set(g) - {"ok"})[0]
+    )
+    wide["reference_gate"] = gates.reindex(wide.index).fillna("no fit")
+    wide.index.name = "Model"
+    return wide
+
+
+def _pair_rows(tidy: pd.DataFrame, vb: str, reference: str) -> pd.DataFrame:
+    vb_backend, vb_method = vb.split("/")
+    ref_backend, ref_method = reference.split("/")
+    mask = (
+        (tidy.vb_backend == vb_backend)
+        & (tidy.vb_method == vb_method)
+        & (tidy.ref_backend == ref_backend)
+        & (tidy.ref_method == ref_method)
+    )
+    return tidy[mask]
+
+
+def to_markdown(wide: pd.DataFrame, mark_below: float = 0.8, digits: int = 3) -> str:
+    """Markdown of a wide table: values below ``mark_below`` in bold, failed gates with †.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"tau_u": [0.5, 1.0]}, index=pd.Index(["M0_Q5", "M1"], name="Model"))
+    >>> print(to_markdown(table))
+    | Model | tau_u |
+    |---|---|
+    | M0_Q5 | **0.500** |
+    | M1 | 1.000 |
+    """
+    columns = [c for c in wide.columns if c != "reference_gate"]
+    lines = [
+        "| " + " | ".join([wide.index.name or "", *columns]) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for label, row in wide.iterrows():
+        failed = "reference_gate" in wide and row["reference_gate"] not in ("ok", "no fit")
+        cells = [_cell(row[c], mark_below, digits) for c in columns]
+        lines.append("| " + " | ".join([f"{label}{' †' if failed else ''}", *cells]) + " |")
+    if "reference_gate" in wide and (~wide.reference_gate.isin(["ok", "no fit"])).any():
+        lines.append("")
+        lines.append("† the reference of this row failed the MCMC gate (see the tidy table).")
+    return "\n".join(lines)
+
+
+def _cell(value: Any, mark_below: float, digits: int) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "NA"
+    text = f"{value:.{digits}f}"
+    return f"**{text}**" if value < mark_below else text
+
+
+def write_tables(
+    tidy: pd.DataFrame, out: str | Path, pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS
+) -> list[Path]:
+    """Write the tidy table and one wide table per pair, as CSV and Markdown, into ``out``.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "ratios_tidy.csv"]
+    tidy.to_csv(paths[0], index=False)
+    for vb, reference in pairs:
+        if _pair_rows(tidy, vb, reference).empty:
+            continue
+        wide = wide_table(tidy, vb, reference)
+        stem = f"ratios_wide_{vb.replace('/', '-')}_vs_{reference.replace('/', '-')}"
+        wide.to_csv(out / f"{stem}.csv")
+        (out / f"{stem}.md").write_text(
+            f"SD ratio {vb} / {reference}\n\n" + to_markdown(wide) + "\n"
+        )
+        paths += [out / f"{stem}.csv", out / f"{stem}.md"]
+    return paths
