@@ -7,6 +7,7 @@ A reference that failed the MCMC gate is drawn with hollow markers (ratio figure
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,7 +53,11 @@ def plot_ratio_vs_groups(
     if not models:
         axes[0].text(0.5, 0.5, "no hierarchical fits", ha="center", transform=axes[0].transAxes)
     axes[0].set_ylabel(f"SD ratio {vb} / {reference}")
-    handles, labels = axes[0].get_legend_handles_labels()
+    legend = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     if handles:
         fig.legend(
             handles, labels, loc="outside right upper", title="parameter (hollow: gate failed)"
@@ -61,7 +66,9 @@ def plot_ratio_vs_groups(
 
 
 def _ratio_panel(ax: Any, rows: pd.DataFrame, parameters: Sequence[str]) -> None:
-    for index, parameter in enumerate(p for p in parameters if p in set(rows.parameter)):
+    for index, parameter in enumerate(parameters):
+        if parameter not in set(rows.parameter):
+            continue
         points = (
             rows[rows.parameter == parameter]
             .groupby("n_groups")
@@ -74,10 +81,11 @@ def _ratio_panel(ax: Any, rows: pd.DataFrame, parameters: Sequence[str]) -> None
         )
         color = f"C{index}"
         x = points.index.to_numpy(dtype=float) * (1 + 0.03 * index)
+        yerr = [points.ratio - points.lo, points.hi - points.ratio]
         ax.errorbar(
             x,
             points.ratio,
-            yerr=[points.ratio - points.lo, points.hi - points.ratio],
+            yerr=yerr,
             color=color,
             marker="o",
             capsize=3,
@@ -87,6 +95,9 @@ def _ratio_panel(ax: Any, rows: pd.DataFrame, parameters: Sequence[str]) -> None
         ax.scatter(x[points.ok.to_numpy()], points.ratio[points.ok], color=color, zorder=3)
     ax.axhline(1.0, color="grey", lw=1, ls="--")
     ax.set_xscale("log")
+    groups = sorted(set(rows.n_groups))
+    ax.set_xticks(groups, [str(q) for q in groups])
+    ax.minorticks_off()
     ax.set_xlabel("number of groups Q")
     ax.grid(alpha=0.3)
 
@@ -116,6 +127,8 @@ def plot_ratio_heatmap(wide: pd.DataFrame, title: str = "SD ratio VB / MCMC") ->
     ax.set_xticks(range(values.shape[1]), values.columns, rotation=30, ha="right")
     labels = [f"{r} †" if failed.get(r, "ok") not in ("ok", "no fit") else r for r in values.index]
     ax.set_yticks(range(values.shape[0]), labels)
+    ax.set_xlabel("parameter")
+    ax.set_ylabel("model, number of groups")
     ax.set_title(
         title + ("\n† reference failed the MCMC gate" if any("†" in s for s in labels) else "")
     )
@@ -138,8 +151,11 @@ def plot_overlay(
     fig = Figure(figsize=(4 * ncols, 3 * nrows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
     for ax, (title, vb_draws, ref_draws) in zip(axes, panels, strict=False):
-        az.plot_dist(ref_draws, ax=ax, color="C0", label=labels[1])
-        az.plot_dist(vb_draws, ax=ax, color="C1", label=labels[0])
+        with warnings.catch_warnings():
+            # ArviZ 0.23 still calls a matplotlib helper deprecated in matplotlib 3.11
+            warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping")
+            az.plot_dist(ref_draws, ax=ax, color="C0", label=labels[1])
+            az.plot_dist(vb_draws, ax=ax, color="C1", label=labels[0])
         ax.set_title(title)
         ax.set_xlabel("value")
         ax.set_ylabel("density")
@@ -262,6 +278,7 @@ def plot_predictive(
     left.bar(
         labels, [s[0] for s in scores], yerr=[s[1] for s in scores], color=["C1", "C0"], capsize=5
     )
+    left.set_xlabel("fit")
     left.set_ylabel("held-out log predictive density")
     left.set_title(f"{len(y)} held-out rows (±1 SE)")
     for fit, name, color in ((reference, labels[1], "C0"), (vb, labels[0], "C1")):
