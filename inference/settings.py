@@ -19,18 +19,23 @@ class AdviSettings:
     Parameters
     ----------
     learning_rate : float
-        Adam step size at the start of optimisation.
+        Adam step size at the start of optimisation; it decays as
+        ``learning_rate / (1 + t / lr_decay_steps)`` at step ``t`` so that the iterate settles at
+        the mean-field optimum instead of jittering around it.
+    lr_decay_steps : int
+        Steps over which the learning rate halves (inverse-time decay, see ``learning_rate``).
     max_steps : int
-        Hard cap on optimisation steps.
+        Hard cap on optimisation steps (rounded down to whole windows, at least one window).
     min_steps : int
         Steps always taken before the convergence rule is checked.
     num_particles : int
         Monte-Carlo samples per step in the ELBO gradient estimate.
     init_scale : float
-        Initial standard deviation of every factor of q in the unconstrained space.
+        Initial standard deviation of every factor of q in the unconstrained space (the means
+        start at the prior means, PyMC's default initial point).
     tol : float
         Convergence rule: stop when the relative change between the mean loss of the last two
-        windows of ``window`` steps falls below ``tol``.
+        windows of ``window`` steps, ``|L_k - L_{k-1}| / max(|L_k|, 1)``, falls below ``tol``.
     window : int
         Width of the smoothing windows of the convergence rule.
     num_draws : int
@@ -38,8 +43,9 @@ class AdviSettings:
     """
 
     learning_rate: float = 0.01
+    lr_decay_steps: int = 5_000
     max_steps: int = 50_000
-    min_steps: int = 2_000
+    min_steps: int = 5_000
     num_particles: int = 1
     init_scale: float = 0.1
     tol: float = 1e-4
@@ -90,7 +96,8 @@ class CaviSettings:
     max_iter : int
         Cap on sweeps over the factors.
     tol : float
-        Stop when the ELBO's change between sweeps is below ``tol * |ELBO|``.
+        Stop after sweep ``k >= 2`` when ``ELBO_k - ELBO_{k-1} < tol * |ELBO_k|`` (the ELBO never
+        decreases, so this is its relative gain; a round-off-sized decrease also stops).
     num_draws : int
         Draws from the fitted q stored in ``posterior`` (one chain).
     """
@@ -187,10 +194,16 @@ def _validated(settings: Any) -> Any:
         default = getattr(type(settings)(), field.name)
         if isinstance(default, int) and not isinstance(value, bool):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"settings.{field.name}: expected a positive integer, got {value!r}")
+                raise ValueError(
+                    f"settings.{field.name}: expected a positive integer, got {value!r}"
+                )
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"settings.{field.name}: expected a positive number, got {value!r}")
+                raise ValueError(
+                    f"settings.{field.name}: expected a positive number, got {value!r}"
+                )
     if getattr(settings, "target_accept", 0.5) >= 1:
-        raise ValueError(f"settings.target_accept: expected a value in (0, 1), got {settings.target_accept}")
+        raise ValueError(
+            f"settings.target_accept: expected a value in (0, 1), got {settings.target_accept}"
+        )
     return settings

@@ -1,0 +1,62 @@
+"""Session-wide fixtures: tiny data sets and one cache of tiny fits.
+
+`tiny_fit(model, backend, method)` fits each combination once per test session (with
+`TINY_SETTINGS`, on `tiny_data`) and hands the same `InferenceData` to every test that asks;
+tests must not modify it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import arviz as az
+import pytest
+
+from inference import fit
+from models import MODELS, RegressionData, simulate
+
+TINY_SETTINGS: dict[str, dict[str, int]] = {
+    "advi": {"max_steps": 1_000, "min_steps": 200, "window": 100, "num_draws": 200},
+    "nuts": {"num_chains": 2, "num_warmup": 200, "num_draws": 200},
+    "exact": {"num_draws": 200},
+    "cavi": {"num_draws": 200},
+    "gibbs": {"num_chains": 2, "num_burnin": 100, "num_draws": 200},
+}
+TINY_N_GROUPS = 4
+TINY_N_PER_GROUP = 6
+
+
+@pytest.fixture(scope="session")
+def tiny_settings() -> dict[str, dict[str, int]]:
+    """`TINY_SETTINGS`: settings overrides per method for fast fits."""
+    return TINY_SETTINGS
+
+
+@pytest.fixture(scope="session")
+def tiny_data() -> dict[str, RegressionData]:
+    """One small simulated data set per model (4 groups of 6 rows; 24 rows for ``linear``)."""
+    return {
+        name: simulate(name, n_groups=TINY_N_GROUPS, n_per_group=TINY_N_PER_GROUP, seed=7)[0]
+        for name in MODELS
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_fit(tiny_data) -> Callable[[str, str, str], az.InferenceData]:
+    """``tiny_fit(model, backend, method)``: a tiny fit, computed once per session (seed 0)."""
+    cache: dict[tuple[str, str, str], az.InferenceData] = {}
+
+    def get(model: str, backend: str, method: str) -> az.InferenceData:
+        key = (model, backend, method)
+        if key not in cache:
+            cache[key] = fit(
+                model,
+                tiny_data[model],
+                backend=backend,
+                method=method,
+                settings=TINY_SETTINGS[method],
+                seed=0,
+            )
+        return cache[key]
+
+    return get
