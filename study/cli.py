@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
-    parser.add_argument("--jobs", type=_positive_int, default=1, help="local worker processes")
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=min(len(os.sched_getaffinity(0)), 4),
+        help="local worker processes (default: the CPUs available, at most 4)",
+    )
     parser.add_argument("--scheduler", help="address of a Dask scheduler (tcp://host:port)")
     parser.add_argument("--dask-workers", type=_positive_int, help="start a local Dask cluster")
     parser.add_argument("--no-report", action="store_true", help="skip tables and figures")

@@ -29,19 +29,27 @@ def _slug(pair: tuple[str, str]) -> str:
     return f"{pair[0].replace('/', '-')}_vs_{pair[1].replace('/', '-')}"
 
 
-def write_tables(out: Path, config: StudyConfig | None = None) -> list[Path]:
+def write_tables(
+    out: Path, config: StudyConfig | None = None, tidy: pd.DataFrame | None = None
+) -> list[Path]:
     """Tidy and wide ratio tables of every compared pair, CSV and Markdown, in ``out/tables``."""
-    tidy = analysis.ratio_table(Path(out), _pairs(config))
+    if tidy is None:
+        tidy = analysis.ratio_table(Path(out), _pairs(config))
     return analysis.write_tables(tidy, Path(out) / TABLES_DIR, _pairs(config))
 
 
-def write_figures(out: Path, config: StudyConfig | None = None) -> list[Path]:
-    """Ratio-vs-Q and heatmap per pair, overlays and shrinkage of the Q = 100 scenarios."""
+def write_figures(
+    out: Path,
+    config: StudyConfig | None = None,
+    fits: list | None = None,
+    tidy: pd.DataFrame | None = None,
+) -> list[Path]:
+    """Ratio-vs-Q and heatmap per pair, overlays and shrinkage of the largest-Q scenarios."""
     out = Path(out)
     folder = out / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    fits = analysis.load_fits(out)
-    tidy = analysis.ratio_table(fits, _pairs(config))
+    fits = analysis.load_fits(out) if fits is None else fits
+    tidy = analysis.ratio_table(fits, _pairs(config)) if tidy is None else tidy
     paths = []
     for pair in _pairs(config):
         if analysis.tables._pair_rows(tidy, *pair).empty:
@@ -95,9 +103,10 @@ def _saved(fig, path: Path) -> Path:
 def write_report(out: Path, config: StudyConfig) -> Path:
     """Write tables, figures and ``report.md`` linking them, with the published values."""
     out = Path(out)
-    tables = write_tables(out, config)
-    figures = write_figures(out, config)
-    tidy = pd.read_csv(out / TABLES_DIR / "ratios_tidy.csv")
+    fits = analysis.load_fits(out)
+    tidy = analysis.ratio_table(fits, _pairs(config))
+    tables = write_tables(out, config, tidy)
+    figures = write_figures(out, config, fits, tidy)
     lines = [f"# {config.name}", "", config.description, "", "## Data-generating settings", ""]
     lines += _settings_lines(config)
     main = MAIN_PAIR if MAIN_PAIR in _pairs(config) else _pairs(config)[0]

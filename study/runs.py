@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,9 +118,14 @@ def _scenario_runs(
 
 
 def limit_threads() -> None:
-    """One BLAS/XLA thread per process, set before JAX or numpy threads start (worker init)."""
+    """One BLAS/XLA thread per process, set before JAX or numpy threads start (worker init).
+
+    Also silences PyTensor's one notice that it found no system BLAS (pip installs have none;
+    it falls back to numpy's), which would otherwise be repeated by every worker.
+    """
     for name, value in _THREAD_ENV.items():
         os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation")
 
 
 def load_run_data(run: Run) -> tuple[Any, dict[str, Any] | None]:

@@ -104,9 +104,18 @@ def test_failing_run_is_recorded_and_batch_goes_on(tiny_study, tmp_path):
 
     from study.config import FitSpec
 
-    broken = FitSpec(backend="numpyro", method="advi", settings={"learning_rate": 1e12,
-                     "max_steps": 200, "min_steps": 100, "window": 50, "num_draws": 20},
-                     models=("linear",))
+    broken = FitSpec(
+        backend="numpyro",
+        method="advi",
+        settings={
+            "learning_rate": 1e12,
+            "max_steps": 200,
+            "min_steps": 100,
+            "window": 50,
+            "num_draws": 20,
+        },
+        models=("linear",),
+    )
     config = replace(tiny_study, fits=tiny_study.fits + (broken,))
     out = tmp_path / "out"
     result = run_study(config, out)
@@ -120,7 +129,9 @@ def test_failing_run_is_recorded_and_batch_goes_on(tiny_study, tmp_path):
 
 def test_cli_exit_codes(tiny_study, tmp_path, capsys):
     study_file = tiny_study.source
-    assert main(["run", study_file, "--out", str(tmp_path / "o"), "--no-report"]) == 0
+    assert (
+        main(["run", study_file, "--jobs", "1", "--out", str(tmp_path / "o"), "--no-report"]) == 0
+    )
     assert main(["run", str(tmp_path / "missing.toml"), "--out", str(tmp_path)]) == 2
     assert main(["frobnicate"]) == 2
     assert main(["run"]) == 2
