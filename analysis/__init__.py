@@ -12,12 +12,23 @@ from analysis.figures import (
     plot_ratio_vs_groups,
     plot_shrinkage,
 )
-from analysis.gate import GateResult, GateThresholds, mcmc_gate
+from analysis.gate import GateResult, GateThresholds, mcmc_gate, reference_diagnostics
 from analysis.io import FitInfo, fit_info, load_fits, pair_fits
-from analysis.predictive import log_predictive_density, posterior_predictive
+from analysis.predictive import (
+    log_predictive_density,
+    pointwise_log_likelihood,
+    posterior_predictive,
+    predictive_comparison,
+)
 from analysis.published import compare_with_published, published_table, side_by_side_markdown
-from analysis.ratios import sd_ratio, sd_with_se, summarise_vectors, variance_ratio
-from analysis.tables import ratio_table, to_markdown, wide_table, write_tables
+from analysis.ratios import (
+    ratio_interval,
+    sd_ratio,
+    sd_with_se,
+    summarise_vectors,
+    variance_ratio,
+)
+from analysis.tables import pair_rows, ratio_table, to_markdown, wide_table, write_tables
 
 __all__ = [
     "FitInfo",
@@ -29,15 +40,20 @@ __all__ = [
     "log_predictive_density",
     "mcmc_gate",
     "pair_fits",
+    "pair_rows",
     "plot_elbo",
     "plot_overlay",
     "plot_predictive",
     "plot_ratio_heatmap",
     "plot_ratio_vs_groups",
     "plot_shrinkage",
+    "pointwise_log_likelihood",
     "posterior_predictive",
+    "predictive_comparison",
     "published_table",
+    "ratio_interval",
     "ratio_table",
+    "reference_diagnostics",
     "sd_ratio",
     "sd_with_se",
     "side_by_side_markdown",

@@ -1,7 +1,7 @@
 """The study's figures. Each function returns a `matplotlib.figure.Figure` (no pyplot state).
 
 A reference that failed the MCMC gate is drawn with hollow markers (ratio figures) or a dagger
-(heatmap), and said so in the legend or title.
+(heatmap, overlays, shrinkage, predictive comparison), and said so in the legend or title.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from analysis.gate import GateThresholds, mcmc_gate
 from analysis.io import LABELS, fit_info
-from analysis.predictive import log_predictive_density, posterior_predictive
+from analysis.predictive import held_out_arrays, posterior_predictive, predictive_comparison
 from analysis.ratios import posterior_of
 
 RATIO_PARAMETERS = ("beta_0", "beta_1", "tau_e", "tau_u", "sigma2_u")
@@ -31,6 +32,9 @@ def plot_ratio_vs_groups(
 ) -> Figure:
     """SD ratio against the number of groups, one panel per model, CI bars (VI1 Fig. 2).
 
+    Points are the mean ratio over seeds, bars span the lowest to the highest CI limit; hollow
+    markers mean that a reference of that point failed the MCMC gate.
+
     Parameters
     ----------
     tidy : pandas.DataFrame
@@ -40,9 +44,9 @@ def plot_ratio_vs_groups(
     vb, reference : str
         The ``backend/method`` pair drawn.
     """
-    from analysis.tables import _pair_rows
+    from analysis.tables import pair_rows
 
-    rows = _pair_rows(tidy, vb, reference)
+    rows = pair_rows(tidy, vb, reference)
     rows = rows[(rows.n_groups > 0) & rows.parameter.isin(parameters)]
     models = [m for m in LABELS if m in set(rows.model)]
     fig = Figure(figsize=(4.2 * max(len(models), 1), 3.8), layout="constrained")
@@ -97,13 +101,24 @@ def _ratio_panel(ax: Any, rows: pd.DataFrame, parameters: Sequence[str]) -> None
     ax.set_xscale("log")
     groups = sorted(set(rows.n_groups))
     ax.set_xticks(groups, [str(q) for q in groups])
+    ax.set_xlim(min(groups) / 1.4, max(groups) * 1.4)
     ax.minorticks_off()
     ax.set_xlabel("number of groups Q")
     ax.grid(alpha=0.3)
 
 
 def plot_ratio_heatmap(wide: pd.DataFrame, title: str = "SD ratio VB / MCMC") -> Figure:
-    """Heatmap of a wide table, diverging colours centred at 1, values in the cells (VI1 Fig. 3)."""
+    """Heatmap of a wide table, diverging colours centred at 1, values in the cells (VI1 Fig. 3).
+
+    Rows whose reference failed the MCMC gate are marked † (and the title says so).
+
+    Examples
+    --------
+    >>> wide = pd.DataFrame({"tau_u": [0.4, np.nan], "reference_gate": ["ok", "FAIL: ESS 90"]},
+    ...                     index=["M0_Q5", "M1"])
+    >>> [t.get_text() for t in plot_ratio_heatmap(wide).axes[0].get_yticklabels()]
+    ['M0_Q5', 'M1 †']
+    """
     values = wide.drop(columns=["reference_gate"], errors="ignore").astype(float)
     fig = Figure(
         figsize=(1.1 * values.shape[1] + 2.5, 0.45 * values.shape[0] + 1.5), layout="constrained"
@@ -141,10 +156,34 @@ def plot_overlay(
     reference: Any,
     var_names: Sequence[str] = ("tau_u", "sigma_u", "beta"),
     labels: tuple[str, str] = ("VB", "MCMC"),
+    thresholds: GateThresholds = GateThresholds(),
 ) -> Figure:
-    """Posterior densities of VB and MCMC overlaid, one panel per scalar (ArviZ `plot_dist`)."""
+    """Posterior densities of VB and MCMC overlaid, one panel per scalar (ArviZ `plot_dist`).
+
+    Parameters
+    ----------
+    vb, reference : InferenceData
+        The two fits.
+    var_names : sequence of str
+        Variables drawn; vectors show their first four elements.
+    labels : (str, str)
+        Legend names of the VB fit and the reference.
+    thresholds : GateThresholds
+        The MCMC gate; a failing reference is marked † in the legend and the title says why.
+
+    Examples
+    --------
+    >>> import arviz as az
+    >>> rng = np.random.default_rng(0)
+    >>> vb = az.from_dict(posterior={"tau_u": rng.gamma(20, 0.05, (1, 2000))})
+    >>> ref = az.from_dict(posterior={"tau_u": rng.gamma(5, 0.2, (4, 500))})
+    >>> fig = plot_overlay(vb, ref)
+    >>> fig.axes[0].get_title()
+    'tau_u'
+    """
     import arviz as az
 
+    labels = (labels[0], _flag_reference(reference, labels[1], thresholds))
     panels = _scalar_panels(posterior_of(vb), posterior_of(reference), var_names)
     ncols = min(3, max(len(panels), 1))
     nrows = int(np.ceil(max(len(panels), 1) / ncols))
@@ -162,7 +201,19 @@ def plot_overlay(
         ax.legend()
     for ax in axes[len(panels) :]:
         ax.set_axis_off()
+    _title(fig, f"Posterior densities: {labels[0]} vs {labels[1]}", reference, thresholds)
     return fig
+
+
+def _flag_reference(reference: Any, label: str, thresholds: GateThresholds) -> str:
+    return label if mcmc_gate(reference, thresholds=thresholds).passed else f"{label} †"
+
+
+def _title(fig: Figure, text: str, reference: Any, thresholds: GateThresholds) -> None:
+    gate = mcmc_gate(reference, thresholds=thresholds)
+    if not gate.passed:
+        text += "\n† reference failed the MCMC gate: " + "; ".join(gate.reasons)
+    fig.suptitle(text, color="black" if gate.passed else "firebrick")
 
 
 def _scalar_panels(vb: Any, ref: Any, var_names: Sequence[str]) -> list[tuple[str, Any, Any]]:
@@ -189,7 +240,23 @@ def _scalar_panels(vb: Any, ref: Any, var_names: Sequence[str]) -> list[tuple[st
 
 
 def plot_elbo(fits: Mapping[str, Any] | Any, skip: int = 0) -> Figure:
-    """ELBO per step (or CAVI iteration) of one or several VB fits (their ``vi_trace`` group)."""
+    """ELBO per step (or CAVI iteration) of one or several VB fits (their ``vi_trace`` group).
+
+    Parameters
+    ----------
+    fits : InferenceData or mapping of label to InferenceData
+        VB fits with a ``vi_trace`` group (``elbo`` along ``step``).
+    skip : int
+        Leave out the first ``skip`` steps (the steep start hides the end otherwise).
+
+    Examples
+    --------
+    >>> import arviz as az, xarray as xr
+    >>> fit = az.from_dict(posterior={"tau_e": np.ones((1, 10))})
+    >>> fit.add_groups(vi_trace=xr.Dataset({"elbo": ("step", -np.exp(-np.arange(100.0)))}))
+    >>> plot_elbo({"numpyro/advi": fit}).axes[0].get_ylabel()
+    'ELBO'
+    """
     if not isinstance(fits, Mapping):
         fits = {fit_info(fits).label: fits}
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
@@ -218,11 +285,26 @@ def plot_shrinkage(
     truth: Sequence[float] | None = None,
     interval: float = 0.9,
     labels: tuple[str, str] = ("VB", "MCMC"),
+    thresholds: GateThresholds = GateThresholds(),
 ) -> Figure:
     """Posterior means and intervals of the random effects ``u_j``, VB vs MCMC (and the truth).
 
-    ``truth`` defaults to the ``u`` in the reference's ``truth`` attr when there is one.
+    Parameters
+    ----------
+    vb, reference : InferenceData
+        Two fits of a model with random intercepts ``u``.
+    truth : sequence of float, optional
+        True ``u``; defaults to the ``u`` in the reference's ``truth`` attr when there is one.
+    interval : float
+        Probability of the central intervals drawn.
+    labels : (str, str)
+        Legend names of the VB fit and the reference.
+    thresholds : GateThresholds
+        The MCMC gate; a failing reference is marked † in the legend and the title says why.
     """
+    if "u" not in posterior_of(vb) or "u" not in posterior_of(reference):
+        raise ValueError("vb, reference: both posteriors need random intercepts 'u'")
+    labels = (labels[0], _flag_reference(reference, labels[1], thresholds))
     vb_u, ref_u = posterior_of(vb)["u"], posterior_of(reference)["u"]
     if truth is None and "truth" in posterior_of(reference).attrs:
         truth = json.loads(posterior_of(reference).attrs["truth"]).get("u")
@@ -254,44 +336,104 @@ def plot_shrinkage(
     ax.axhline(0.0, color="grey", lw=1, ls="--")
     ax.set_xlabel("group (sorted by MCMC posterior mean)")
     ax.set_ylabel("random intercept u_j")
-    ax.set_title("Shrinkage of the random intercepts")
-    ax.legend(fontsize=8)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncols=3)
+    ax.grid(alpha=0.3)
+    _title(fig, "Shrinkage of the random intercepts", reference, thresholds)
     return fig
 
 
 def plot_predictive(
     vb: Any,
     reference: Any,
-    X: np.ndarray,
-    y: np.ndarray,
+    X: Any,
+    y: Any = None,
     group: Any = None,
     labels: tuple[str, str] = ("VB", "MCMC"),
+    thresholds: GateThresholds = GateThresholds(),
 ) -> Figure:
-    """Held-out log predictive density (left) and a posterior predictive check (right).
+    """Held-out log predictive density, and posterior predictive checks, VB vs MCMC.
 
-    The check compares the SD of the outcome across rows in replicated data sets (VB and MCMC)
-    with the observed one: under-dispersed variance components show up as too narrow spreads.
+    Left: the held-out log predictive density of each fit (±1 SE). Middle: the SD of the
+    outcome in replicated data sets against the observed one (under-dispersed variance
+    components show up as too narrow spreads). Right, when ``group`` is given: observed group
+    means against the 90 % intervals of the replicated group means (over-shrinkage shows up
+    as intervals that miss the extreme groups).
+
+    Parameters
+    ----------
+    vb, reference : InferenceData
+        The two fits.
+    X, y, group : array-like, or ``X`` an object with attributes ``X, y, group``
+        Held-out data (or the observed data for an in-sample check).
+    labels : (str, str)
+        Names of the VB fit and the reference.
+    thresholds : GateThresholds
+        The MCMC gate; a failing reference is marked † and the title says why.
     """
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    scores = [log_predictive_density(fit, X, y, group) for fit in (vb, reference)]
-    left.bar(
-        labels, [s[0] for s in scores], yerr=[s[1] for s in scores], color=["C1", "C0"], capsize=5
-    )
-    left.set_xlabel("fit")
-    left.set_ylabel("held-out log predictive density")
-    left.set_title(f"{len(y)} held-out rows (±1 SE)")
-    for fit, name, color in ((reference, labels[1], "C0"), (vb, labels[0], "C1")):
-        replicated = posterior_predictive(fit, X, group)
-        right.hist(
-            replicated.std(axis=1), bins=30, alpha=0.5, color=color, label=name, density=True
+    X, y, group = held_out_arrays(X, y, group)
+    labels = (labels[0], _flag_reference(reference, labels[1], thresholds))
+    table = predictive_comparison(vb, reference, X, y, group, labels=labels)
+    fig = Figure(figsize=(14 if group is not None else 10, 4), layout="constrained")
+    axes = fig.subplots(1, 3 if group is not None else 2)
+    colors = {labels[0]: "C1", labels[1]: "C0"}
+    for i, row in table.iterrows():
+        axes[0].errorbar(
+            i, row.lpd, yerr=row.lpd_se, fmt="o", capsize=6, color=colors[row.fit], ms=8
         )
-    right.axvline(np.std(y), color="k", label="observed")
-    right.set_xlabel("SD of replicated outcomes")
-    right.set_ylabel("density")
-    right.set_title("Posterior predictive check")
-    right.legend()
+    axes[0].set_xticks(range(len(table)), table.fit)
+    axes[0].set_xlim(-0.5, len(table) - 0.5)
+    axes[0].set_xlabel("fit")
+    axes[0].set_ylabel("held-out log predictive density")
+    axes[0].set_title(
+        f"{len(y)} rows (±1 SE); {labels[0]} − {labels[1]}: "
+        f"{table.lpd_diff[0]:.1f} ± {table.lpd_diff_se[0]:.1f}",
+        fontsize=10,
+    )
+    axes[0].grid(alpha=0.3)
+    replicated = {
+        labels[0]: posterior_predictive(vb, X, group),
+        labels[1]: posterior_predictive(reference, X, group),
+    }
+    for name in (labels[1], labels[0]):
+        sds = replicated[name].std(axis=1)
+        axes[1].hist(sds, bins=30, alpha=0.5, color=colors[name], label=name, density=True)
+    axes[1].axvline(np.std(y), color="k", label="observed")
+    axes[1].set_xlabel("SD of replicated outcomes")
+    axes[1].set_ylabel("density")
+    axes[1].set_title("Posterior predictive check: spread", fontsize=10)
+    axes[1].legend(fontsize=8)
+    if group is not None:
+        _group_means_panel(axes[2], replicated, y, group, colors)
+    _title(fig, f"Predictive comparison: {labels[0]} vs {labels[1]}", reference, thresholds)
     return fig
+
+
+def _group_means_panel(
+    ax: Any, replicated: dict[str, np.ndarray], y: np.ndarray, group: np.ndarray, colors: dict
+) -> None:
+    present = np.unique(group)
+    observed = np.array([y[group == g].mean() for g in present])
+    order = np.argsort(observed)
+    x = np.arange(present.size)
+    for offset, (name, draws) in enumerate(replicated.items()):
+        means = np.stack([draws[:, group == g].mean(axis=1) for g in present[order]], axis=1)
+        lo, mid, hi = np.quantile(means, [0.05, 0.5, 0.95], axis=0)
+        ax.errorbar(
+            x + 0.2 * (offset - 0.5),
+            mid,
+            yerr=[mid - lo, hi - mid],
+            fmt="o",
+            ms=3,
+            lw=1,
+            color=colors[name],
+            label=f"{name} replicated (90 %)",
+        )
+    ax.scatter(x, observed[order], marker="x", color="k", label="observed", zorder=3)
+    ax.set_xlabel("group (sorted by observed mean)")
+    ax.set_ylabel("group mean of y")
+    ax.set_title("Posterior predictive check: group means", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
 
 
 def save(fig: Figure, path: Any, dpi: int = 120) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from analysis.ratios import DEFAULT_VAR_NAMES, posterior_of
 
@@ -54,12 +55,77 @@ class GateResult:
         return "ok" if self.passed else "FAIL: " + "; ".join(self.reasons)
 
 
+def reference_diagnostics(reference: Any, var_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """R-hat, bulk ESS and tail ESS of every parameter element of a reference fit.
+
+    Parameters
+    ----------
+    reference : InferenceData or xarray.Dataset
+        A reference fit.
+    var_names : sequence of str, optional
+        Variables (default: all public parameters present).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``parameter`` (named as in `analysis.ratios.sd_ratio`: ``beta_0``, ``u_3``,
+        ``tau_u`` ...), ``rhat``, ``ess_bulk``, ``ess_tail``. R-hat is NaN for a single chain;
+        everything is NaN for exact posteriors, whose draws are independent by construction.
+
+    Examples
+    --------
+    >>> import arviz as az
+    >>> rng = np.random.default_rng(0)
+    >>> fit = az.from_dict(posterior={"tau_u": rng.normal(size=(4, 500))})
+    >>> reference_diagnostics(fit).columns.tolist()
+    ['parameter', 'rhat', 'ess_bulk', 'ess_tail']
+    """
+    import arviz as az
+
+    posterior = posterior_of(reference)
+    names = [n for n in (var_names or DEFAULT_VAR_NAMES) if n in posterior.data_vars]
+    if not names:
+        raise ValueError("reference: none of the requested variables is in its posterior")
+    subset = posterior[names]
+    parameters = [label for name in names for label in _labels(subset[name])]
+    if posterior.attrs.get("method") in EXACT_METHODS:
+        nan = [float("nan")] * len(parameters)
+        return pd.DataFrame(
+            {"parameter": parameters, "rhat": nan, "ess_bulk": nan, "ess_tail": nan}
+        )
+    single = posterior.sizes["chain"] < 2
+    columns = {
+        "rhat": None if single else az.rhat(subset),
+        "ess_bulk": az.ess(subset, method="bulk"),
+        "ess_tail": az.ess(subset, method="tail"),
+    }
+    table = {"parameter": parameters}
+    for column, values in columns.items():
+        table[column] = (
+            np.full(len(parameters), np.nan)
+            if values is None
+            else np.concatenate([np.ravel(values[name].values) for name in names])
+        )
+    return pd.DataFrame(table)
+
+
+def _labels(values: Any) -> list[str]:
+    extra = [d for d in values.dims if d not in ("chain", "draw")]
+    if not extra:
+        return [str(values.name)]
+    return [f"{values.name}_{i}" for i in range(values.sizes[extra[0]])]
+
+
 def mcmc_gate(
     reference: Any,
     var_names: Sequence[str] | None = None,
     thresholds: GateThresholds = GateThresholds(),
 ) -> GateResult:
     """Check a reference fit's R-hat, bulk/tail ESS and divergences against ``thresholds``.
+
+    The worst value over every element of every checked variable decides (a NaN R-hat, e.g.
+    of a chain stuck at one value, fails). Exact posteriors pass by construction; a reference
+    with a single chain fails because its R-hat cannot be checked.
 
     Parameters
     ----------
@@ -76,6 +142,10 @@ def mcmc_gate(
         ``passed`` and the worst R-hat, the smallest ESS, the number of divergences and the
         reasons of a failure.
 
+    See Also
+    --------
+    reference_diagnostics : the same diagnostics per parameter element.
+
     Examples
     --------
     >>> import arviz as az
@@ -83,20 +153,17 @@ def mcmc_gate(
     >>> good = az.from_dict(posterior={"tau_u": rng.normal(size=(4, 1000))})
     >>> mcmc_gate(good).passed
     True
+    >>> mcmc_gate(good, thresholds=GateThresholds(ess_min=10_000)).label.startswith("FAIL: ESS")
+    True
     """
     posterior = posterior_of(reference)
     if posterior.attrs.get("method") in EXACT_METHODS:
         return GateResult(passed=True, reasons=())
-    names = [n for n in (var_names or DEFAULT_VAR_NAMES) if n in posterior.data_vars]
-    if not names:
-        raise ValueError("reference: none of the requested variables is in its posterior")
-    import arviz as az
-
-    subset = posterior[names]
+    diagnostics = reference_diagnostics(reference, var_names)
     n_chains = posterior.sizes["chain"]
-    rhat = _worst(az.rhat(subset), max) if n_chains > 1 else float("nan")
-    ess_bulk = _worst(az.ess(subset, method="bulk"), min)
-    ess_tail = _worst(az.ess(subset, method="tail"), min)
+    rhat = float(diagnostics.rhat.fillna(np.inf).max()) if n_chains > 1 else float("nan")
+    ess_bulk = float(diagnostics.ess_bulk.fillna(-np.inf).min())
+    ess_tail = float(diagnostics.ess_tail.fillna(-np.inf).min())
     divergences = _divergences(reference)
     reasons = []
     if n_chains < 2:
@@ -115,12 +182,6 @@ def mcmc_gate(
         divergences=divergences,
         reasons=tuple(reasons),
     )
-
-
-def _worst(values: Any, pick: Any) -> float:
-    flat = np.concatenate([np.ravel(values[name].values) for name in values.data_vars])
-    flat = np.where(np.isnan(flat), np.inf if pick is max else -np.inf, flat)
-    return float(pick(flat))
 
 
 def _divergences(reference: Any) -> int:

@@ -49,6 +49,8 @@ class FitInfo:
 
 def fit_info(fit: Any) -> FitInfo:
     """Read `FitInfo` from a fit's attrs; raises ``ValueError`` naming a missing attr."""
+    if not hasattr(fit, "posterior"):
+        raise ValueError(f"fit: expected InferenceData with a posterior, got {type(fit).__name__}")
     attrs = fit.posterior.attrs
     try:
         return FitInfo(
@@ -69,8 +71,26 @@ def load_fits(source: str | Path | Iterable[Any]) -> list[Any]:
     """Fits from a results folder (its ``runs/*.nc``, or ``*.nc`` in it) or an iterable.
 
     Files that are not finished ``.nc`` files (temporary files of an interrupted write) are
-    never read.
+    never read. A single InferenceData gives a list of one.
+
+    Parameters
+    ----------
+    source : folder, InferenceData or iterable of InferenceData
+
+    Returns
+    -------
+    list of InferenceData
+
+    Examples
+    --------
+    >>> import tempfile, arviz as az, numpy as np
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = az.from_dict(posterior={"tau_e": np.ones((1, 5))}).to_netcdf(f"{folder}/a.nc")
+    ...     [sorted(fit.groups()) for fit in load_fits(folder)]
+    [['posterior']]
     """
+    if hasattr(source, "posterior"):
+        return [source]
     if not isinstance(source, str | Path):
         return list(source)
     import arviz as az
@@ -79,7 +99,10 @@ def load_fits(source: str | Path | Iterable[Any]) -> list[Any]:
     if not folder.is_dir():
         raise ValueError(f"source: {folder} is not a folder")
     runs = folder / "runs" if (folder / "runs").is_dir() else folder
-    return [az.from_netcdf(path) for path in sorted(runs.glob("*.nc"))]
+    paths = sorted(runs.glob("*.nc"))
+    if not paths:
+        logger.warning("no *.nc files in %s", runs)
+    return [az.from_netcdf(path) for path in paths]
 
 
 def pair_fits(fits: Sequence[Any], vb: str, reference: str) -> list[tuple[FitInfo, Any, Any]]:
@@ -90,13 +113,33 @@ def pair_fits(fits: Sequence[Any], vb: str, reference: str) -> list[tuple[FitInf
     fits : sequence of InferenceData
     vb, reference : str
         ``backend/method`` labels, e.g. ``"numpyro/advi"`` and ``"numpyro/nuts"``.
+
+    Returns
+    -------
+    list of (FitInfo, InferenceData, InferenceData)
+        Sorted by (dataset, model, n_groups, seed). When two fits share a label and key, the
+        later one is used and the duplicate is logged.
+
+    Examples
+    --------
+    >>> import arviz as az, numpy as np
+    >>> def fit(backend, method):
+    ...     idata = az.from_dict(posterior={"tau_e": np.ones((1, 10))})
+    ...     idata.posterior.attrs.update(model="linear", backend=backend, method=method, seed=1)
+    ...     return idata
+    >>> pairs = pair_fits([fit("numpyro", "advi"), fit("numpyro", "nuts")],
+    ...                   "numpyro/advi", "numpyro/nuts")
+    >>> [info.pair_key for info, _, _ in pairs]
+    [('', 'linear', 0, 1)]
     """
     by_key: dict[tuple[str, tuple], Any] = {}
     for fit in fits:
         info = fit_info(fit)
+        if (info.label, info.pair_key) in by_key:
+            logger.warning("two %s fits of %s; using the later one", info.label, info.pair_key)
         by_key[(info.label, info.pair_key)] = (info, fit)
     pairs = []
-    for (label, key), (info, fit) in sorted(by_key.items(), key=lambda item: str(item[0])):
+    for (label, key), (info, fit) in sorted(by_key.items(), key=lambda item: item[0][1]):
         if label == vb and (reference, key) in by_key:
             pairs.append((info, fit, by_key[(reference, key)][1]))
     return pairs

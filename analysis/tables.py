@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.gate import GateThresholds, mcmc_gate
+from analysis.gate import GateThresholds, mcmc_gate, reference_diagnostics
 from analysis.io import load_fits, pair_fits
-from analysis.ratios import sd_ratio
+from analysis.ratios import sd_ratio, summarise_vectors
 
 WIDE_COLUMNS = ("beta_0", "beta_1", "beta_2", "tau_e", "tau_u", "sigma2_e", "sigma2_u")
 VI1_ROWS = tuple(
@@ -32,6 +32,7 @@ TIDY_COLUMNS = [
     "seed",
     "parameter",
     "variable",
+    "element",
     "scale",
     "vb_backend",
     "vb_method",
@@ -41,6 +42,7 @@ TIDY_COLUMNS = [
     "se_vb",
     "sd_ref",
     "se_ref",
+    "analytic",
     "ratio",
     "lo",
     "hi",
@@ -78,7 +80,23 @@ def ratio_table(
     Returns
     -------
     pandas.DataFrame
-        Columns `TIDY_COLUMNS`: one row per (pair, data set, parameter element).
+        Columns `TIDY_COLUMNS`: one row per (pair, data set, parameter element). ``gate`` is
+        the verdict on the whole reference fit (``ok`` or ``FAIL: reasons``); ``rhat``,
+        ``ess_bulk`` and ``ess_tail`` are the reference's diagnostics of that very element,
+        ``divergences`` those of the whole reference.
+
+    Examples
+    --------
+    >>> import arviz as az
+    >>> rng = np.random.default_rng(0)
+    >>> def fit(method, sd, chains):
+    ...     idata = az.from_dict(posterior={"tau_e": rng.normal(5, sd, (chains, 1000))})
+    ...     idata.posterior.attrs.update(model="linear", backend="numpyro", method=method)
+    ...     return idata
+    >>> tidy = ratio_table([fit("advi", 0.5, 1), fit("nuts", 1.0, 4)],
+    ...                    [("numpyro/advi", "numpyro/nuts")])
+    >>> tidy[["label", "parameter", "scale", "gate"]].values.tolist()
+    [['M1', 'tau_e', 'precision', 'ok']]
     """
     fits = load_fits(fits)
     frames = []
@@ -86,6 +104,8 @@ def ratio_table(
         for info, vb, reference in pair_fits(fits, vb_label, ref_label):
             table = sd_ratio(vb, reference, ci=ci)
             gate = mcmc_gate(reference, thresholds=thresholds)
+            diagnostics = reference_diagnostics(reference, list(table.variable.unique()))
+            table = table.merge(diagnostics, on="parameter", how="left")
             ref_backend, ref_method = ref_label.split("/")
             table = table.assign(
                 model=info.model,
@@ -101,9 +121,6 @@ def ratio_table(
                 var_lo=table.lo**2,
                 var_hi=table.hi**2,
                 gate=gate.label,
-                rhat=gate.rhat_max,
-                ess_bulk=gate.ess_bulk_min,
-                ess_tail=gate.ess_tail_min,
                 divergences=gate.divergences,
             )
             frames.append(table[TIDY_COLUMNS])
@@ -113,13 +130,20 @@ def ratio_table(
 
 
 def wide_table(
-    tidy: pd.DataFrame, vb: str = "reference/cavi", reference: str = "reference/gibbs"
+    tidy: pd.DataFrame,
+    vb: str = "reference/cavi",
+    reference: str = "reference/gibbs",
+    *,
+    dataset: str | Sequence[str] | None = None,
+    value: str = "ratio",
 ) -> pd.DataFrame:
     """The VI1 report's layout: rows ``M0_Q5 … M3_Q100, M1``, columns `WIDE_COLUMNS`.
 
-    Cells hold the SD ratio of one VB/reference pair (averaged over seeds when there are
-    several), NA where the model has no such parameter or no fit was made. Column
-    ``reference_gate`` says whether every reference in the row passed the MCMC gate.
+    Cells hold one statistic of one VB/reference pair, averaged over seeds when there are
+    several; NA where the model has no such parameter. ``beta_k`` is the k-th coefficient in
+    coordinate order, ``tau_*`` are SD ratios on the precision scale and ``sigma2_*`` on the
+    variance scale. Column ``reference_gate`` holds ``ok`` when every reference of the row
+    passed the MCMC gate, else the first failure (``no fit`` for a VI1 row without fits).
 
     Parameters
     ----------
@@ -127,24 +151,60 @@ def wide_table(
         Output of `ratio_table`.
     vb, reference : str
         The ``backend/method`` pair shown.
+    dataset : str or sequence of str, optional
+        Keep only these data sets. Without it, a row name that several data sets share (the
+        linear model on simulated data and on Boston, say) gets one row per data set, named
+        ``M1 [boston]``, so that different data are never averaged together.
+    value : str
+        The tidy column shown: ``ratio`` (SD ratio, default), ``var_ratio``, ``lo``, ``hi`` ...
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``Model``: the VI1 rows that have fits, in the report's order (all of them when
+        there are no fits at all), then any other rows; columns `WIDE_COLUMNS` and
+        ``reference_gate``.
+
+    Examples
+    --------
+    >>> tidy = pd.DataFrame({"label": ["M1", "M1"], "dataset": ["sim", "sim"],
+    ...     "parameter": ["beta_0", "tau_e"], "ratio": [1.0, 0.5], "gate": ["ok", "ok"],
+    ...     "vb_backend": "reference", "vb_method": "cavi",
+    ...     "ref_backend": "reference", "ref_method": "gibbs"})
+    >>> wide_table(tidy).loc["M1", ["beta_0", "beta_1", "tau_e"]].tolist()
+    [1.0, nan, 0.5]
     """
-    chosen = _pair_rows(tidy, vb, reference)
-    chosen = chosen[chosen.parameter.isin(WIDE_COLUMNS)]
-    rows = [r for r in VI1_ROWS if r in set(chosen.label)] or list(VI1_ROWS)
-    extra = sorted(set(chosen.label) - set(VI1_ROWS))
-    wide = chosen.pivot_table(index="label", columns="parameter", values="ratio", aggfunc="mean")
+    chosen = pair_rows(tidy, vb, reference)
+    if value not in tidy.columns:
+        raise ValueError(f"value: {value!r} is not a column of the tidy table")
+    if dataset is not None:
+        wanted = [dataset] if isinstance(dataset, str) else list(dataset)
+        chosen = chosen[chosen.dataset.isin(wanted)]
+    chosen = chosen[chosen.parameter.isin(WIDE_COLUMNS)].assign(row=_row_names(chosen))
+    present = set(chosen.row)
+    rows = [r for r in VI1_ROWS if r in present] if present else list(VI1_ROWS)
+    extra = sorted(present - set(VI1_ROWS))
+    wide = chosen.pivot_table(index="row", columns="parameter", values=value, aggfunc="mean")
     wide = wide.reindex(index=rows + extra, columns=list(WIDE_COLUMNS))
-    gates = chosen.groupby("label")["gate"].agg(
+    gates = chosen.groupby("row")["gate"].agg(
         lambda g: "ok" if (g == "ok").all() else sorted(set(g) - {"ok"})[0]
     )
     wide["reference_gate"] = gates.reindex(wide.index).fillna("no fit")
     wide.index.name = "Model"
+    wide.columns.name = None
     return wide
 
 
-def _pair_rows(tidy: pd.DataFrame, vb: str, reference: str) -> pd.DataFrame:
-    vb_backend, vb_method = vb.split("/")
-    ref_backend, ref_method = reference.split("/")
+def _row_names(rows: pd.DataFrame) -> pd.Series:
+    """The VI1 label, plus ``[dataset]`` where several data sets share the label."""
+    shared = rows.groupby("label")["dataset"].transform("nunique") > 1
+    return rows.label.where(~shared, rows.label + " [" + rows.dataset.astype(str) + "]")
+
+
+def pair_rows(tidy: pd.DataFrame, vb: str, reference: str) -> pd.DataFrame:
+    """Rows of a tidy table that compare ``vb`` with ``reference`` (``backend/method`` labels)."""
+    vb_backend, vb_method = _split_label(vb, "vb")
+    ref_backend, ref_method = _split_label(reference, "reference")
     mask = (
         (tidy.vb_backend == vb_backend)
         & (tidy.vb_method == vb_method)
@@ -152,6 +212,13 @@ def _pair_rows(tidy: pd.DataFrame, vb: str, reference: str) -> pd.DataFrame:
         & (tidy.ref_method == ref_method)
     )
     return tidy[mask]
+
+
+def _split_label(label: str, what: str) -> tuple[str, str]:
+    parts = str(label).split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"{what}: expected 'backend/method' (e.g. 'numpyro/advi'), got {label!r}")
+    return parts[0], parts[1]
 
 
 def to_markdown(wide: pd.DataFrame, mark_below: float = 0.8, digits: int = 3) -> str:
@@ -193,6 +260,10 @@ def write_tables(
 ) -> list[Path]:
     """Write the tidy table and one wide table per pair, as CSV and Markdown, into ``out``.
 
+    Files: ``ratios_tidy.csv``, ``ratios_vectors.csv`` (median and range of the ``u`` ratios
+    per pair of fits, `analysis.ratios.summarise_vectors`), and per pair with fits
+    ``ratios_wide_<vb>_vs_<reference>.csv`` / ``.md`` (`wide_table`, `to_markdown`).
+
     Returns
     -------
     list of Path
@@ -200,10 +271,11 @@ def write_tables(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "ratios_tidy.csv"]
+    paths = [out / "ratios_tidy.csv", out / "ratios_vectors.csv"]
     tidy.to_csv(paths[0], index=False)
+    summarise_vectors(tidy).to_csv(paths[1], index=False)
     for vb, reference in pairs:
-        if _pair_rows(tidy, vb, reference).empty:
+        if pair_rows(tidy, vb, reference).empty:
             continue
         wide = wide_table(tidy, vb, reference)
         stem = f"ratios_wide_{vb.replace('/', '-')}_vs_{reference.replace('/', '-')}"

@@ -52,7 +52,7 @@ def write_figures(
     tidy = analysis.ratio_table(fits, _pairs(config)) if tidy is None else tidy
     paths = []
     for pair in _pairs(config):
-        if analysis.tables._pair_rows(tidy, *pair).empty:
+        if analysis.pair_rows(tidy, *pair).empty:
             continue
         paths.append(
             _saved(
@@ -123,7 +123,7 @@ def write_report(out: Path, config: StudyConfig) -> Path:
             "",
         ]
         for pair in _pairs(config):
-            if not analysis.tables._pair_rows(tidy, *pair).empty:
+            if not analysis.pair_rows(tidy, *pair).empty:
                 lines += [
                     f"### {pair[0]} / {pair[1]}",
                     "",

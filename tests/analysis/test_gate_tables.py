@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from analysis import (
     GateThresholds,
@@ -9,6 +10,8 @@ from analysis import (
     mcmc_gate,
     published_table,
     ratio_table,
+    side_by_side_markdown,
+    to_markdown,
     wide_table,
     write_tables,
 )
@@ -105,7 +108,11 @@ def test_tidy_and_wide_tables_follow_the_vi1_layout(fit_factory, tmp_path):
     )
     paths = write_tables(tidy, tmp_path)
     names = {p.name for p in paths}
-    assert "ratios_tidy.csv" in names
+    assert {"ratios_tidy.csv", "ratios_vectors.csv"} <= names
+    vectors = pd.read_csv(tmp_path / "ratios_vectors.csv")
+    assert set(vectors.label) == {r for r in VI1_ROWS if r != "M1"} and set(vectors.variable) == {
+        "u"
+    }
     markdown = (tmp_path / "ratios_wide_reference-cavi_vs_reference-gibbs.md").read_text()
     assert "| M0_Q5 |" in markdown and "**0." in markdown and "| M1 † |" in markdown
     reread = pd.read_csv(
@@ -123,6 +130,11 @@ def test_published_table_and_comparison(fit_factory):
     assert len(long) == 16 * len(WIDE_COLUMNS)
     row = long[(long.row == "M0_Q5") & (long.parameter == "tau_u")].iloc[0]
     assert row.published == 0.812 and np.isfinite(row.ours)
+    assert set(long[long.row == "M1"].reference_gate) == {"FAIL: 1 divergences"}
+    markdown = side_by_side_markdown(wide).splitlines()
+    assert markdown[0].endswith("| sigma2_u | MCMC gate |") and len(markdown) == 2 + 16
+    m1 = next(line for line in markdown if line.startswith("| M1 |"))
+    assert m1.endswith("| † FAIL: 1 divergences |") and "** (1.00)" in m1  # ours ≈ 0.5, bold
 
 
 def test_folder_of_netcdf_files(fit_factory, tmp_path):
@@ -133,3 +145,79 @@ def test_folder_of_netcdf_files(fit_factory, tmp_path):
     (runs / ".half.nc.123.tmp").write_bytes(b"partial")
     tidy = ratio_table(tmp_path)
     assert set(tidy.n_groups) == {5, 10}
+
+
+def test_reference_diagnostics_are_per_element_and_reach_the_tidy_table(fit_factory):
+    from analysis import reference_diagnostics
+
+    rng = np.random.default_rng(8)
+    ref = fit_factory(n_groups=3, draws=500, rng=rng)
+    ref.posterior["u"][0, :, 2] = 5.0  # one chain of u_2 stuck far away
+    diagnostics = reference_diagnostics(ref, ["beta", "u", "tau_u"])
+    assert list(diagnostics.parameter) == [
+        *("beta_0", "beta_1", "beta_2"),
+        *("u_0", "u_1", "u_2"),
+        "tau_u",
+    ]
+    worst = diagnostics.set_index("parameter").rhat
+    assert worst["u_2"] > 1.5 and (worst.drop("u_2") < 1.01).all()
+    vb = fit_factory(method="advi", n_groups=3, chains=1, draws=500, rng=rng)
+    tidy = ratio_table([vb, ref], [("numpyro/advi", "numpyro/nuts")])
+    rows = tidy.set_index("parameter")
+    assert rows.at["u_2", "rhat"] == worst["u_2"] and rows.at["u_0", "rhat"] < 1.01
+    assert (tidy.gate == tidy.gate[0]).all() and tidy.gate[0].startswith("FAIL: R-hat")
+    exact = fit_factory(model="linear", backend="reference", method="exact", chains=1)
+    assert reference_diagnostics(exact)[["rhat", "ess_bulk"]].isna().all().all()
+
+
+@pytest.mark.parametrize("failure", ["stuck chain", "low ESS", "divergences"])
+def test_a_failing_reference_is_flagged_in_every_table(fit_factory, tmp_path, failure):
+    rng = np.random.default_rng(9)
+    vb = fit_factory(method="advi", chains=1, draws=500, sd=0.5, rng=rng)
+    ref = fit_factory(
+        rng=rng, draws=60 if failure == "low ESS" else 500, diverging=2 * (failure == "divergences")
+    )
+    if failure == "stuck chain":
+        ref.posterior["tau_u"][1] = ref.posterior["tau_u"][1] * 0.01 + 3.0
+    pair = ("numpyro/advi", "numpyro/nuts")
+    tidy = ratio_table([vb, ref], [pair])
+    reason = {"stuck chain": "R-hat", "low ESS": "ESS", "divergences": "2 divergences"}[failure]
+    assert tidy.gate.str.startswith("FAIL").all() and tidy.gate.str.contains(reason).all()
+    wide = wide_table(tidy, *pair)
+    assert wide.at["M0_Q5", "reference_gate"].startswith("FAIL")
+    assert "| M0_Q5 † |" in to_markdown(wide)
+    write_tables(tidy, tmp_path, [pair])
+    assert "M0_Q5 †" in (tmp_path / "ratios_wide_numpyro-advi_vs_numpyro-nuts.md").read_text()
+    assert "FAIL" in (tmp_path / "ratios_tidy.csv").read_text()
+
+
+def test_wide_table_options_and_errors(fit_factory):
+    rng = np.random.default_rng(10)
+    fits = []
+    for dataset in ("sim_n200", "boston"):
+        for method, sd, chains in (("cavi", 0.5, 1), ("gibbs", 1.0, 4)):
+            fits.append(
+                fit_factory(
+                    model="linear",
+                    backend="reference",
+                    method=method,
+                    sd=sd,
+                    chains=chains,
+                    draws=400,
+                    rng=rng,
+                    dataset=dataset,
+                )
+            )
+    tidy = ratio_table(fits)
+    wide = wide_table(tidy)  # two data sets share the row name M1: never averaged together
+    assert list(wide.index) == ["M1 [boston]", "M1 [sim_n200]"]
+    assert list(wide_table(tidy, dataset="boston").index) == ["M1"]
+    variances = wide_table(tidy, dataset="boston", value="var_ratio")
+    ratios = wide_table(tidy, dataset="boston")
+    np.testing.assert_allclose(variances.beta_0, ratios.beta_0**2)
+    with pytest.raises(ValueError, match="value: 'nope' is not a column"):
+        wide_table(tidy, value="nope")
+    with pytest.raises(ValueError, match="vb: expected 'backend/method'"):
+        wide_table(tidy, "cavi")
+    empty = wide_table(ratio_table([], [("numpyro/advi", "numpyro/nuts")]))
+    assert list(empty.index) == list(VI1_ROWS) and (empty.reference_gate == "no fit").all()
