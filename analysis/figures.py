@@ -257,7 +257,7 @@ def plot_elbo(fits: Mapping[str, Any] | Any, skip: int = 0) -> Figure:
     >>> plot_elbo({"numpyro/advi": fit}).axes[0].get_ylabel()
     'ELBO'
     """
-    if not isinstance(fits, Mapping):
+    if hasattr(fits, "posterior") or not isinstance(fits, Mapping):
         fits = {fit_info(fits).label: fits}
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.subplots()

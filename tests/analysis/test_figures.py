@@ -95,6 +95,7 @@ def test_overlay_shrinkage_elbo(fit_factory, tmp_path):
     loss = 100 * np.exp(-np.arange(500) / 100) + np.random.default_rng(0).normal(size=500)
     vb.add_groups(vi_trace=xr.Dataset({"loss": ("step", loss), "elbo": ("step", -loss)}))
     _png(plot_elbo({"numpyro/advi": vb}), tmp_path / "elbo.png")
+    _png(plot_elbo(vb), tmp_path / "elbo_single.png")  # one fit, not a mapping of fits
     with pytest.raises(ValueError, match="no vi_trace group"):
         plot_elbo({"nuts": ref})
     with pytest.raises(ValueError, match="need random intercepts 'u'"):
