@@ -9,6 +9,11 @@ from importlib import resources
 from study.config import FitSpec, StudyConfig, parse_study
 
 QUICK_GROUPS = (5, 100)
+# Shorter chains for --quick (a first look; the MCMC gate still judges every reference).
+QUICK_SETTINGS = {
+    ("numpyro", "nuts"): {"num_warmup": 500, "num_draws": 500},
+    ("pymc", "nuts"): {"num_warmup": 500, "num_draws": 500},
+}
 # Tiny settings for tests of the machinery: numbers from them mean nothing.
 TINY_SETTINGS = {
     ("numpyro", "advi"): {"max_steps": 300, "min_steps": 100, "window": 50, "num_draws": 200},
@@ -27,7 +32,7 @@ def reproduction_study(*, quick: bool = False, tiny: bool = False) -> StudyConfi
     Parameters
     ----------
     quick : bool
-        Only Q = 5 and 100 (a first look: the two ends of the VI1 grid).
+        Only Q = 5 and 100 (the two ends of the VI1 grid) and NUTS chains of 500 + 500.
     tiny : bool
         Q = 5 only and tiny sampler/optimiser settings: exercises every step and output of
         the reproduction in about a minute (for tests); its numbers mean nothing.
@@ -46,9 +51,11 @@ def reproduction_study(*, quick: bool = False, tiny: bool = False) -> StudyConfi
         )
         config = replace(config, scenarios=scenarios, name=f"{config.name}-quick")
     if tiny:
-        config = replace(config, fits=tuple(_tiny(fit) for fit in config.fits))
+        config = replace(config, fits=tuple(_with(fit, TINY_SETTINGS) for fit in config.fits))
+    elif quick:
+        config = replace(config, fits=tuple(_with(fit, QUICK_SETTINGS) for fit in config.fits))
     return config
 
 
-def _tiny(fit: FitSpec) -> FitSpec:
-    return replace(fit, settings={**TINY_SETTINGS[(fit.backend, fit.method)], **fit.settings})
+def _with(fit: FitSpec, table: dict) -> FitSpec:
+    return replace(fit, settings={**table.get((fit.backend, fit.method), {}), **fit.settings})
