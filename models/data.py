@@ -30,7 +30,7 @@ DEFAULT_TRUTH: dict[str, dict[str, Any]] = {
     "random_intercept_nc": {"beta": (1.0, 0.5, -0.5), "tau_e": 1.0, "tau_u": 1.0},
     "logistic_random_intercept": {"beta": (-0.5, 0.5, -0.5), "tau_u": 1.0},
 }
-_TRUTH_KEYS = {"beta", "tau_e", "tau_u"}
+TRUTH_KEYS = frozenset({"beta", "tau_e", "tau_u"})
 
 
 def simulate(
@@ -107,9 +107,9 @@ def simulate(
 
 def _merged_truth(model: str, truth: Mapping[str, Any] | None) -> dict[str, Any]:
     truth = dict(truth or {})
-    unknown = sorted(set(truth) - _TRUTH_KEYS)
+    unknown = sorted(set(truth) - TRUTH_KEYS)
     if unknown:
-        raise ValueError(f"truth: unknown parameter(s) {unknown}; valid: {sorted(_TRUTH_KEYS)}")
+        raise ValueError(f"truth: unknown parameter(s) {unknown}; valid: {sorted(TRUTH_KEYS)}")
     params = {**DEFAULT_TRUTH[model], **truth}
     params = {k: v for k, v in params.items() if k in DEFAULT_TRUTH[model]}
     beta = np.asarray(params["beta"], dtype=float)

@@ -38,12 +38,12 @@ from typing import Any
 from inference import supports
 from inference.settings import check_pair, resolve_settings
 from models import DATASETS, MODELS
+from models.data import TRUTH_KEYS
 
 _TOP_KEYS = {"name", "description", "replicates", "seeds", "scenario", "fit", "compare", "priors"}
 _SCENARIO_KEYS = {"models", "n_groups", "n_per_group", "n_obs", "truth", "dataset"}
 _FIT_KEYS = {"backend", "method", "settings", "models"}
 _COMPARE_KEYS = {"vb", "reference"}
-_TRUTH_KEYS = {"beta", "tau_e", "tau_u"}
 _REQUIRED = object()
 
 
@@ -211,7 +211,7 @@ def _scenario(item: Any, where: _Where) -> Scenario:
             raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
     dataset = where.typed(item, "dataset", str, default="") or None
     truth = dict(where.typed(item, "truth", dict, default={}))
-    where.keys(truth, _TRUTH_KEYS, "truth")
+    where.keys(truth, set(TRUTH_KEYS), "truth")
     if dataset is not None:
         if dataset not in DATASETS:
             raise where.fail("dataset", f"unknown data set {dataset!r}; valid: {sorted(DATASETS)}")
