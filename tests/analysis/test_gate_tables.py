@@ -221,3 +221,25 @@ def test_wide_table_options_and_errors(fit_factory):
         wide_table(tidy, "cavi")
     empty = wide_table(ratio_table([], [("numpyro/advi", "numpyro/nuts")]))
     assert list(empty.index) == list(VI1_ROWS) and (empty.reference_gate == "no fit").all()
+
+
+def test_reference_diagnostics_are_computed_once_per_set_of_draws(fit_factory, monkeypatch):
+    import arviz as az
+
+    from analysis import gate, reference_diagnostics
+
+    calls = []
+    compute = gate._compute_diagnostics
+    monkeypatch.setattr(
+        gate, "_compute_diagnostics", lambda post, name: calls.append(name) or compute(post, name)
+    )
+    ref = fit_factory(n_groups=4, draws=400, rng=np.random.default_rng(12))
+    first = reference_diagnostics(ref, ["u", "tau_u"])
+    assert reference_diagnostics(ref, ["u", "tau_u"]).equals(first)
+    assert mcmc_gate(ref, ["u", "tau_u"]).passed == mcmc_gate(ref, ["u", "tau_u"]).passed
+    assert sorted(calls) == ["tau_u", "u"]  # tables, figures and gate share one computation
+    direct = az.ess(ref.posterior[["u"]], method="bulk")["u"].values
+    np.testing.assert_array_equal(first.ess_bulk[:4], direct)
+    ref.posterior["u"][0, :, 1] = 5.0  # changed draws are never served stale diagnostics
+    changed = reference_diagnostics(ref, ["u", "tau_u"]).set_index("parameter").rhat
+    assert changed["u_1"] > 1.5 and calls.count("u") == 2
