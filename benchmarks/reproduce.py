@@ -63,8 +63,8 @@ def main_benchmark() -> None:
     print(f"reproduce{' --quick' if args.quick else ''} --jobs {args.jobs}: exit {code}")
     print(f"cold: {cold:8.1f} s    warm (all cached): {warm:6.1f} s    runs: {len(times)}")
     totals = times.groupby(["backend", "method"])[["compile_s", "run_s"]].sum()
-    totals["share_%"] = 100 * (totals.compile_s + totals.run_s) / (
-        times.compile_s.sum() + times.run_s.sum()
+    totals["share_%"] = (
+        100 * (totals.compile_s + totals.run_s) / (times.compile_s.sum() + times.run_s.sum())
     )
     print("\nper (backend, method), summed over runs:")
     print(totals.round(1).sort_values("share_%", ascending=False).to_string())

@@ -162,3 +162,19 @@ def test_process_pool_and_dask_give_the_same_numbers(tiny_study, tmp_path):
         for name in serial[key].data_vars:
             np.testing.assert_array_equal(serial[key][name], pool[key][name])
             np.testing.assert_array_equal(serial[key][name], dask[key][name])
+
+
+def test_a_second_pymc_run_waits_while_other_work_is_pending():
+    from study.runner import next_run
+    from study.runs import Run
+
+    def run(backend, method):
+        return Run(model="linear", backend=backend, method=method, seed=0, dataset="boston")
+
+    pymc_advi, pymc_nuts = run("pymc", "advi"), run("pymc", "nuts")
+    numpyro, gibbs = run("numpyro", "advi"), run("reference", "gibbs")
+    pending = [pymc_advi, pymc_nuts, numpyro, gibbs]
+    assert next_run(pending, []) is pymc_advi
+    assert next_run(pending[1:], [pymc_advi]) is numpyro  # PyTensor's compile lock is busy
+    assert next_run(pending[1:], [numpyro]) is pymc_nuts
+    assert next_run([pymc_nuts], [pymc_advi]) is pymc_nuts  # only PyMC left: side by side
