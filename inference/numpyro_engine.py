@@ -231,6 +231,7 @@ def _build_nuts(
             num_warmup=settings.num_warmup,
             target_accept_prob=settings.target_accept,
             max_tree_depth=settings.max_tree_depth,
+            dense_mass=settings.dense_mass,
             model_args=args,
             rng_key=key_kernel,
         )

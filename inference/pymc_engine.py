@@ -26,6 +26,7 @@ NUTS
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -189,6 +190,22 @@ def advi(
     )
 
 
+def _sample(pm: Any, model: Any, settings: NutsSettings, seed: int, progressbar: bool) -> Any:
+    return pm.sample(
+        draws=settings.num_draws,
+        tune=settings.num_warmup,
+        chains=settings.num_chains,
+        cores=1,
+        random_seed=seed,
+        init="jitter+adapt_full" if settings.dense_mass else "jitter+adapt_diag",
+        nuts={"target_accept": settings.target_accept, "max_treedepth": settings.max_tree_depth},
+        progressbar=progressbar,
+        compute_convergence_checks=False,
+        return_inferencedata=True,
+        model=model,
+    )
+
+
 def nuts(
     spec: ModelSpec,
     data: RegressionData,
@@ -227,18 +244,10 @@ def nuts(
     model, build_time = _cached(key, lambda: spec.pymc_builder()(data, priors))
     _set_data(model, data)
     start = time.perf_counter()
-    result = pm.sample(
-        draws=settings.num_draws,
-        tune=settings.num_warmup,
-        chains=settings.num_chains,
-        cores=1,
-        random_seed=seed,
-        nuts={"target_accept": settings.target_accept, "max_treedepth": settings.max_tree_depth},
-        progressbar=progressbar,
-        compute_convergence_checks=False,
-        return_inferencedata=True,
-        model=model,
-    )
+    with warnings.catch_warnings():
+        # dense_mass: PyMC calls its full adaptation experimental; `NutsSettings` says so too.
+        warnings.filterwarnings("ignore", "QuadPotentialFullAdapt is an experimental feature")
+        result = _sample(pm, model, settings, seed, progressbar)
     wall = time.perf_counter() - start
     run_time = float(result.posterior.attrs["sampling_time"])
     stats = result.sample_stats

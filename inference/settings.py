@@ -65,6 +65,13 @@ class NutsSettings:
         Target acceptance probability of step-size adaptation.
     max_tree_depth : int
         Maximum tree depth.
+    dense_mass : bool
+        Adapt a dense mass matrix during warm-up instead of the PPLs' default diagonal one
+        (NumPyro ``dense_mass=True``; PyMC ``init="jitter+adapt_full"``). Worth it when the
+        posterior has strong linear correlations, e.g. the intercept against the random
+        intercepts of a centred Gaussian model (bulk ESS of beta_0 at Q = 50: 172 -> 6851 with
+        NumPyro, 339 -> 4480 with PyMC). PyMC calls its full adaptation experimental: here it
+        diverged with ~100 random intercepts (R-hat 1.4-3.8 at Q = 100).
     """
 
     num_chains: int = 4
@@ -72,6 +79,7 @@ class NutsSettings:
     num_draws: int = 1_000
     target_accept: float = 0.9
     max_tree_depth: int = 10
+    dense_mass: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ A study file looks like this (see ``studies/example.toml``)::
     backend = "numpyro"
     method = "advi"
     settings = { max_steps = 20000 }  # optional overrides of inference.settings
+    # models = ["random_intercept"]   # optional: only these models (a backend/method may
+    #                                 # then appear again, with other settings, for others)
 
     [[compare]]                       # which fits are divided by which
     vb = "numpyro/advi"
@@ -131,9 +133,8 @@ def parse_study(raw: Mapping[str, Any], source: str = "<memory>") -> StudyConfig
     fits = tuple(
         _fit(item, where.at(f"fit[{i}]")) for i, item in enumerate(where.tables(raw, "fit"))
     )
-    labels = [fit.label for fit in fits]
-    if len(set(labels)) != len(labels):
-        raise StudyConfigError(f"{source}: fit: each backend/method may appear once, got {labels}")
+    _check_overlap(fits, source)
+    labels = list(dict.fromkeys(fit.label for fit in fits))
     compare = tuple(
         _compare(item, labels, where.at(f"compare[{i}]"))
         for i, item in enumerate(raw.get("compare", []))
@@ -251,6 +252,20 @@ def _fit(item: Any, where: _Where) -> FitSpec:
         if not supports(backend, method, name):
             raise where.fail("models", f"{backend}/{method} cannot fit model {name!r}")
     return FitSpec(backend=backend, method=method, settings=settings, models=models)
+
+
+def _check_overlap(fits: tuple[FitSpec, ...], source: str) -> None:
+    """A backend/method may appear several times only with disjoint ``models`` lists."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, fit in enumerate(fits):
+        for model in fit.models or sorted(MODELS):
+            if (fit.label, model) in seen:
+                first = seen[(fit.label, model)]
+                raise StudyConfigError(
+                    f"{source}: fit[{i}]: {fit.label} already fits {model!r} in fit[{first}]; "
+                    "repeat a backend/method only with disjoint `models` lists"
+                )
+            seen[(fit.label, model)] = i
 
 
 def _compare(item: Any, labels: list[str], where: _Where) -> tuple[str, str]:

@@ -117,3 +117,20 @@ def test_bundled_studies_load():
 
     assert len(expand(reproduction_study())) == 92
     assert load_study("studies/example.toml").name == "example"
+
+
+def test_a_fit_may_repeat_with_other_settings_for_other_models(tmp_path):
+    repeated = VALID.replace(
+        "settings = { max_steps = 500 }\n",
+        'settings = { max_steps = 500 }\nmodels = ["random_intercept"]\n\n'
+        '[[fit]]\nbackend = "numpyro"\nmethod = "advi"\n'
+        'models = ["random_intercept_nc", "linear"]\n',
+    )
+    runs = {run.key: run for run in expand(load_study(_write(tmp_path, repeated)))}
+    assert runs["sim_q5-random_intercept-numpyro-advi-0"].settings == {"max_steps": 500}
+    assert runs["sim_q5-random_intercept_nc-numpyro-advi-0"].settings == {}
+    assert runs["boston-linear-numpyro-advi-1"].settings == {}
+    overlapping = repeated.replace('models = ["random_intercept_nc", "linear"]\n', "")
+    with pytest.raises(StudyConfigError, match=r"fit\[1\]: numpyro/advi already fits "
+                       r"'random_intercept' in fit\[0\]"):  # fmt: skip
+        load_study(_write(tmp_path, overlapping))
