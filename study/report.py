@@ -159,7 +159,8 @@ def _settings_lines(config: StudyConfig) -> list[str]:
     lines.append(
         "- fits: "
         + ", ".join(
-            f"{fit.label}{' ' + str(dict(fit.settings)) if fit.settings else ''}"
+            f"{fit.label}{' (' + ', '.join(fit.models) + ')' if fit.models else ''}"
+            f"{' ' + str(dict(fit.settings)) if fit.settings else ''}"
             for fit in config.fits
         )
     )
