@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,9 +87,8 @@ def run_study(
     logger.info("%s: %d runs to do, %d already finished", config.name, len(todo), len(finished))
     if progressbar is None:
         progressbar = sys.stderr.isatty()
-    capacity = jobs if executor is None else None
     with _executor(executor, jobs) as pool:
-        records = _submit_all(pool, todo, out, capacity)
+        records = _submit_all(pool, todo, out)
         for record in _progress(records, len(todo), progressbar):
             if record["status"] == "done":
                 result.done.append(record["key"])
@@ -100,29 +100,68 @@ def run_study(
 
 
 def _submit_all(
-    pool: Executor | None, runs: list[Run], out: Path, capacity: int | None
+    pool: Executor | None,
+    runs: list[Run],
+    out: Path,
+    task: Callable[[Run, str], dict[str, Any]] = execute,
 ) -> Iterator[dict[str, Any]]:
     """Execute ``runs`` (in process, or through ``pool``) and yield their records as they end.
 
-    With a known ``capacity`` (a local pool of that many workers) runs are handed out one at a
-    time as workers free up, choosing with `next_run`; an external executor gets them all at once.
+    A `LocalPool` gets runs one at a time as workers free up, chosen by `next_run`; when one of
+    its workers dies (killed, out of memory, a crash in compiled code) the pool is replaced and
+    the runs that were in flight are retried one at a time, so that only the run that kills its
+    worker is recorded as failed. Any other executor gets every run at once.
     """
     if pool is None:
         for run in runs:
-            yield execute(run, out)
+            yield task(run, str(out))
         return
-    pending, running = list(runs), {}
-    while pending or running:
-        while pending and (capacity is None or len(running) < capacity):
-            run = next_run(pending, list(running.values()))
-            pending.remove(run)
+    capacity = pool.jobs if isinstance(pool, LocalPool) else None
+    pending, running, suspects = list(runs), {}, []
+    while pending or running or suspects:
+        for run in _to_start(pending, list(running.values()), suspects, capacity):
             try:
-                running[pool.submit(execute, run, str(out))] = run
-            except Exception as error:  # the pool broke: a worker died
+                running[pool.submit(task, run, str(out))] = run
+            except Exception as error:  # the executor refused the run
                 yield _lost(run, error)
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        if capacity is not None and any(_broke(future) for future in finished):
+            yield from _after_break(pool, running, suspects)
+            continue
         for future in finished:
             yield _record(future, running.pop(future))
+
+
+def _to_start(
+    pending: list[Run], running: list[Run], suspects: list[Run], capacity: int | None
+) -> list[Run]:
+    """Runs to submit now: a suspect alone on an idle pool, else pending runs up to capacity."""
+    if suspects:
+        return [suspects.pop(0)] if not running else []
+    chosen: list[Run] = []
+    while pending and (capacity is None or len(running) + len(chosen) < capacity):
+        run = next_run(pending, running + chosen)
+        pending.remove(run)
+        chosen.append(run)
+    return chosen
+
+
+def _broke(future: Future) -> bool:
+    return isinstance(future.exception(), BrokenProcessPool)
+
+
+def _after_break(
+    pool: LocalPool, running: dict[Future, Run], suspects: list[Run]
+) -> Iterator[dict[str, Any]]:
+    """A worker died: blame the run if it ran alone, else retry every run in flight alone."""
+    in_flight = list(running.values())
+    running.clear()
+    pool.restart()
+    if len(in_flight) == 1:
+        yield _lost(in_flight[0], RuntimeError("its worker process died (killed or crashed)"))
+        return
+    logger.warning("a worker died; retrying the %d runs in flight one at a time", len(in_flight))
+    suspects.extend(in_flight)
 
 
 def next_run(pending: list[Run], running: list[Run]) -> Run:
@@ -156,19 +195,52 @@ def _lost(run: Run, error: Exception) -> dict[str, Any]:
     }
 
 
+class LocalPool:
+    """``jobs`` spawned worker processes (one BLAS/XLA thread each), replaced when one dies.
+
+    Parameters
+    ----------
+    jobs : int
+        Number of worker processes.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self._pool = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(
+            max_workers=self.jobs, mp_context=context, initializer=limit_threads
+        )
+
+    def submit(self, fn: Callable, /, *args: Any) -> Future:
+        """Schedule ``fn(*args)`` on a worker."""
+        return self._pool.submit(fn, *args)
+
+    def restart(self) -> None:
+        """Replace a broken pool by a fresh one."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new()
+
+    def shutdown(self) -> None:
+        """Stop the workers once their runs have ended."""
+        self._pool.shutdown(wait=True)
+
+
 @contextmanager
-def _executor(executor: Executor | None, jobs: int) -> Iterator[Executor | None]:
+def _executor(executor: Executor | None, jobs: int) -> Iterator[Executor | LocalPool | None]:
     if executor is not None:
         yield executor
         return
     if jobs <= 1:
         yield None
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=limit_threads
-    ) as pool:
+    pool = LocalPool(jobs)
+    try:
         yield pool
+    finally:
+        pool.shutdown()
 
 
 def _progress(records: Iterator[dict[str, Any]], total: int, enabled: bool):

@@ -1,6 +1,8 @@
 """A tiny study end to end: cached, resumable, atomic, failures recorded, Dask = local pool."""
 
+import os
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -8,8 +10,8 @@ import xarray as xr
 
 from study.cli import main
 from study.config import load_study
-from study.runner import read_failures, run_study
-from study.runs import expand, write_atomically
+from study.runner import LocalPool, _submit_all, read_failures, run_study
+from study.runs import execute, expand, write_atomically
 
 TINY = """
 name = "tiny"
@@ -178,3 +180,27 @@ def test_a_second_pymc_run_waits_while_other_work_is_pending():
     assert next_run(pending[1:], [pymc_advi]) is numpyro  # PyTensor's compile lock is busy
     assert next_run(pending[1:], [numpyro]) is pymc_nuts
     assert next_run([pymc_nuts], [pymc_advi]) is pymc_nuts  # only PyMC left: side by side
+
+
+def _dies_on_linear_gibbs(run, out):
+    """A worker task that kills its own process for one run, as a crash or the OOM killer would.
+
+    Every run first sleeps, so that the dying run usually takes another one down with the pool.
+    """
+    time.sleep(1.0)
+    if run.model == "linear" and run.method == "gibbs":
+        os._exit(9)
+    return execute(run, out)
+
+
+def test_a_run_that_kills_its_worker_fails_alone(tiny_study, tmp_path):
+    runs = expand(tiny_study)
+    pool = LocalPool(2)
+    try:
+        records = {r["key"]: r for r in _submit_all(pool, runs, tmp_path, _dies_on_linear_gibbs)}
+    finally:
+        pool.shutdown()
+    assert sorted(records) == sorted(run.key for run in runs)
+    culprit = records.pop("sim_n40-linear-reference-gibbs-0")
+    assert culprit["status"] == "failed" and "worker process died" in culprit["error"]
+    assert all(record["status"] == "done" for record in records.values()), records
