@@ -125,11 +125,12 @@ def _submit_all(
             except Exception as error:  # the executor refused the run
                 yield _lost(run, error)
         finished, _ = wait(running, return_when=FIRST_COMPLETED)
-        if capacity is not None and any(_broke(future) for future in finished):
-            yield from _after_break(pool, running, suspects)
-            continue
+        broken = capacity is not None and any(_broke(future) for future in finished)
         for future in finished:
-            yield _record(future, running.pop(future))
+            if not (broken and _broke(future)):
+                yield _record(future, running.pop(future))
+        if broken:
+            yield from _after_break(pool, running, suspects)
 
 
 def _to_start(
@@ -153,7 +154,7 @@ def _broke(future: Future) -> bool:
 def _after_break(
     pool: LocalPool, running: dict[Future, Run], suspects: list[Run]
 ) -> Iterator[dict[str, Any]]:
-    """A worker died: blame the run if it ran alone, else retry every run in flight alone."""
+    """A worker died: blame the run if it ran alone, else retry every run it took down alone."""
     in_flight = list(running.values())
     running.clear()
     pool.restart()
