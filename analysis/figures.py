@@ -17,7 +17,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from analysis.gate import GateThresholds, mcmc_gate
-from analysis.io import LABELS, fit_info
+from analysis.io import fit_info
 from analysis.predictive import held_out_arrays, posterior_predictive, predictive_comparison
 from analysis.ratios import posterior_of
 
@@ -27,8 +27,8 @@ RATIO_PARAMETERS = ("beta_0", "beta_1", "tau_e", "tau_u", "sigma2_u")
 def plot_ratio_vs_groups(
     tidy: pd.DataFrame,
     parameters: Sequence[str] = RATIO_PARAMETERS,
-    vb: str = "reference/cavi",
-    reference: str = "reference/gibbs",
+    vb: str = "conjugate/cavi:block",
+    reference: str = "conjugate/gibbs",
 ) -> Figure:
     """SD ratio against the number of groups, one panel per model, CI bars (VI1 Fig. 2).
 
@@ -42,18 +42,19 @@ def plot_ratio_vs_groups(
     parameters : sequence of str
         Parameters drawn (those a model lacks are skipped).
     vb, reference : str
-        The ``backend/method`` pair drawn.
+        The ``backend/method[:family]`` pair drawn.
     """
     from analysis.tables import pair_rows
 
     rows = pair_rows(tidy, vb, reference)
     rows = rows[(rows.n_groups > 0) & rows.parameter.isin(parameters)]
-    models = [m for m in LABELS if m in set(rows.model)]
+    names = rows.drop_duplicates("model").set_index("model")["model_label"]
+    models = sorted(names.index, key=lambda m: (names[m], m))
     fig = Figure(figsize=(4.2 * max(len(models), 1), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, max(len(models), 1), sharey=True))
     for ax, model in zip(axes, models, strict=False):
         _ratio_panel(ax, rows[rows.model == model], parameters)
-        ax.set_title(f"{LABELS[model]} ({model})")
+        ax.set_title(f"{names[model]} ({model})")
     if not models:
         axes[0].text(0.5, 0.5, "no hierarchical fits", ha="center", transform=axes[0].transAxes)
     axes[0].set_ylabel(f"SD ratio {vb} / {reference}")

@@ -10,18 +10,17 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-LABELS = {
-    "random_intercept": "M0",
-    "linear": "M1",
-    "random_intercept_nc": "M2",
-    "logistic_random_intercept": "M3",
-}
-LIKELIHOODS = {"logistic_random_intercept": "bernoulli"}
+DEFAULT_FAMILY = "mean_field"
+OLD_BACKENDS = {"reference": "conjugate"}
+
+
+class OldLayoutError(ValueError):
+    """A fit or results folder written by an earlier vistudy layout."""
 
 
 @dataclass(frozen=True)
 class FitInfo:
-    """What a fit is, read from its ``posterior.attrs``."""
+    """What a fit is, read from its ``posterior.attrs`` (stamped there by the contract)."""
 
     model: str
     backend: str
@@ -29,6 +28,10 @@ class FitInfo:
     dataset: str
     n_groups: int
     seed: int
+    family: str = ""
+    model_label: str = ""
+    likelihood: str = "gaussian"
+    posterior_model: str = ""
 
     @property
     def pair_key(self) -> tuple[str, str, int, int]:
@@ -37,14 +40,26 @@ class FitInfo:
 
     @property
     def label(self) -> str:
-        """``backend/method``."""
-        return f"{self.backend}/{self.method}"
+        """``backend/method`` or, for a variational fit, ``backend/method:family``."""
+        return f"{self.backend}/{self.method}" + (f":{self.family}" if self.family else "")
 
     @property
     def vi1_label(self) -> str:
         """The row name of the VI1 table: ``M0_Q5`` ... or ``M1``."""
-        base = LABELS.get(self.model, self.model)
+        base = self.model_label or self.model
         return f"{base}_Q{self.n_groups}" if self.n_groups else base
+
+
+def same_label(query: str, label: str) -> bool:
+    """Whether ``query`` names ``label``: equal, or a variational label without its family
+    (``numpyro/advi``) naming the default family (``numpyro/advi:mean_field``).
+
+    Examples
+    --------
+    >>> same_label("numpyro/advi", "numpyro/advi:mean_field"), same_label("a/b", "a/b:block")
+    (True, False)
+    """
+    return query == label or (":" not in query and label == f"{query}:{DEFAULT_FAMILY}")
 
 
 def fit_info(fit: Any) -> FitInfo:
@@ -53,18 +68,29 @@ def fit_info(fit: Any) -> FitInfo:
         raise ValueError(f"fit: expected InferenceData with a posterior, got {type(fit).__name__}")
     attrs = fit.posterior.attrs
     try:
-        return FitInfo(
+        info = FitInfo(
             model=str(attrs["model"]),
             backend=str(attrs["backend"]),
             method=str(attrs["method"]),
             dataset=str(attrs.get("dataset", "")),
             n_groups=int(attrs.get("n_groups", 0)),
             seed=int(attrs.get("seed", 0)),
+            family=str(attrs.get("family", "")),
+            model_label=str(attrs.get("model_label", "")),
+            likelihood=str(attrs.get("likelihood", "gaussian")),
+            posterior_model=str(attrs.get("posterior_model", "")),
         )
     except KeyError as missing:
         raise ValueError(
             f"posterior.attrs: missing {missing.args[0]!r} (not a vistudy fit)"
         ) from None
+    if info.backend in OLD_BACKENDS and "family" not in attrs:
+        raise OldLayoutError(
+            f"fit {attrs.get('run_key', info.label)!r} was written by an earlier vistudy "
+            f"(backend {info.backend!r}, now {OLD_BACKENDS[info.backend]!r}, and no variational "
+            "family); run the study into a new results folder, or delete its runs/ folder"
+        )
+    return info
 
 
 def load_fits(source: str | Path | Iterable[Any]) -> list[Any]:
@@ -112,7 +138,8 @@ def pair_fits(fits: Sequence[Any], vb: str, reference: str) -> list[tuple[FitInf
     ----------
     fits : sequence of InferenceData
     vb, reference : str
-        ``backend/method`` labels, e.g. ``"numpyro/advi"`` and ``"numpyro/nuts"``.
+        ``backend/method[:family]`` labels, e.g. ``"numpyro/advi:block"`` and
+        ``"numpyro/nuts"`` (``numpyro/advi`` names the ``mean_field`` family).
 
     Returns
     -------
@@ -138,8 +165,11 @@ def pair_fits(fits: Sequence[Any], vb: str, reference: str) -> list[tuple[FitInf
         if (info.label, info.pair_key) in by_key:
             logger.warning("two %s fits of %s; using the later one", info.label, info.pair_key)
         by_key[(info.label, info.pair_key)] = (info, fit)
+    references = {
+        key: fit for (label, key), (_, fit) in by_key.items() if same_label(reference, label)
+    }
     pairs = []
     for (label, key), (info, fit) in sorted(by_key.items(), key=lambda item: item[0][1]):
-        if label == vb and (reference, key) in by_key:
-            pairs.append((info, fit, by_key[(reference, key)][1]))
+        if same_label(vb, label) and key in references:
+            pairs.append((info, fit, references[key]))
     return pairs

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from analysis.io import LIKELIHOODS
 from analysis.ratios import posterior_of
 
 
@@ -78,7 +77,7 @@ def _linear_predictor(draws: dict[str, np.ndarray], X: np.ndarray, group: Any) -
 
 
 def _is_bernoulli(fit: Any) -> bool:
-    return LIKELIHOODS.get(posterior_of(fit).attrs.get("model", ""), "gaussian") == "bernoulli"
+    return posterior_of(fit).attrs.get("likelihood", "gaussian") == "bernoulli"
 
 
 def pointwise_log_likelihood(

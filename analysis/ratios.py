@@ -303,15 +303,15 @@ def summarise_vectors(table: pd.DataFrame, variables: Sequence[str] = ("u",)) ->
     return summary.reset_index()
 
 
-# Models whose posteriors over the public parameters are the same (a reparameterisation).
-SAME_POSTERIOR = {"random_intercept_nc": "random_intercept"}
-
-
 def _check_same_posterior(vb: Any, reference: Any) -> None:
-    models = [posterior_of(fit).attrs.get("model") for fit in (vb, reference)]
+    """Raise unless both fits target one posterior (the same model, or a reparameterisation of
+    it: the contract stamps ``posterior_model``)."""
+    attrs = [posterior_of(fit).attrs for fit in (vb, reference)]
+    models = [a.get("model") for a in attrs]
     if None in models:
         return
-    if len({SAME_POSTERIOR.get(m, m) for m in models}) > 1:
+    targets = {a.get("posterior_model") or a["model"] for a in attrs}
+    if len(targets) > 1:
         raise ValueError(f"vb, reference: fits of different models ({models[0]!r}, {models[1]!r})")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.gate import GateThresholds, mcmc_gate, reference_diagnostics
-from analysis.io import load_fits, pair_fits
+from analysis.io import fit_info, load_fits, pair_fits, same_label
 from analysis.ratios import sd_ratio, summarise_vectors
 
 WIDE_COLUMNS = ("beta_0", "beta_1", "beta_2", "tau_e", "tau_u", "sigma2_e", "sigma2_u")
@@ -20,12 +20,13 @@ VI1_ROWS = tuple(
     + [f"M{m}_Q{q}" for m in (2, 3) for q in (5, 10, 20, 50, 100)]
 )
 DEFAULT_PAIRS = (
-    ("reference/cavi", "reference/gibbs"),
-    ("numpyro/advi", "numpyro/nuts"),
-    ("pymc/advi", "pymc/nuts"),
+    ("conjugate/cavi:block", "conjugate/gibbs"),
+    ("numpyro/advi:mean_field", "numpyro/nuts"),
+    ("pymc/advi:mean_field", "pymc/nuts"),
 )
 TIDY_COLUMNS = [
     "model",
+    "model_label",
     "label",
     "dataset",
     "n_groups",
@@ -34,10 +35,14 @@ TIDY_COLUMNS = [
     "variable",
     "element",
     "scale",
+    "vb",
+    "reference",
     "vb_backend",
     "vb_method",
+    "vb_family",
     "ref_backend",
     "ref_method",
+    "ref_family",
     "sd_vb",
     "se_vb",
     "sd_ref",
@@ -71,7 +76,7 @@ def ratio_table(
     fits : folder or iterable of InferenceData
         Fits to pair by (dataset, model, n_groups, seed).
     pairs : sequence of (vb, reference)
-        ``backend/method`` labels to compare; pairs without fits are skipped.
+        ``backend/method[:family]`` labels to compare; pairs without fits are skipped.
     thresholds : GateThresholds
         The MCMC gate applied to each reference; its verdict is in column ``gate``.
     ci : float
@@ -81,7 +86,8 @@ def ratio_table(
     -------
     pandas.DataFrame
         Columns `TIDY_COLUMNS`: one row per (pair, data set, parameter element). ``gate`` is
-        the verdict on the whole reference fit (``ok`` or ``FAIL: reasons``); ``rhat``,
+        the verdict on the whole reference fit (``ok`` or ``FAIL: reasons``); ``vb`` and
+        ``reference`` the full labels of the two fits (``numpyro/advi:block``); ``rhat``,
         ``ess_bulk`` and ``ess_tail`` are the reference's diagnostics of that very element,
         ``divergences`` those of the whole reference.
 
@@ -91,12 +97,13 @@ def ratio_table(
     >>> rng = np.random.default_rng(0)
     >>> def fit(method, sd, chains):
     ...     idata = az.from_dict(posterior={"tau_e": rng.normal(5, sd, (chains, 1000))})
-    ...     idata.posterior.attrs.update(model="linear", backend="numpyro", method=method)
+    ...     idata.posterior.attrs.update(model="linear", model_label="M1", backend="numpyro",
+    ...                                  method=method)
     ...     return idata
     >>> tidy = ratio_table([fit("advi", 0.5, 1), fit("nuts", 1.0, 4)],
     ...                    [("numpyro/advi", "numpyro/nuts")])
-    >>> tidy[["label", "parameter", "scale", "gate"]].values.tolist()
-    [['M1', 'tau_e', 'precision', 'ok']]
+    >>> tidy[["label", "vb", "parameter", "scale", "gate"]].values.tolist()
+    [['M1', 'numpyro/advi', 'tau_e', 'precision', 'ok']]
     """
     fits = load_fits(fits)
     frames = []
@@ -106,17 +113,22 @@ def ratio_table(
             gate = mcmc_gate(reference, thresholds=thresholds)
             diagnostics = reference_diagnostics(reference, list(table.variable.unique()))
             table = table.merge(diagnostics, on="parameter", how="left")
-            ref_backend, ref_method = ref_label.split("/")
+            ref = fit_info(reference)
             table = table.assign(
                 model=info.model,
+                model_label=info.model_label or info.model,
                 label=info.vi1_label,
                 dataset=info.dataset,
                 n_groups=info.n_groups,
                 seed=info.seed,
+                vb=info.label,
+                reference=ref.label,
                 vb_backend=info.backend,
                 vb_method=info.method,
-                ref_backend=ref_backend,
-                ref_method=ref_method,
+                vb_family=info.family,
+                ref_backend=ref.backend,
+                ref_method=ref.method,
+                ref_family=ref.family,
                 var_ratio=table.ratio**2,
                 var_lo=table.lo**2,
                 var_hi=table.hi**2,
@@ -131,16 +143,17 @@ def ratio_table(
 
 def wide_table(
     tidy: pd.DataFrame,
-    vb: str = "reference/cavi",
-    reference: str = "reference/gibbs",
+    vb: str = "conjugate/cavi:block",
+    reference: str = "conjugate/gibbs",
     *,
     dataset: str | Sequence[str] | None = None,
     value: str = "ratio",
 ) -> pd.DataFrame:
     """The VI1 report's layout: rows ``M0_Q5 … M3_Q100, M1``, columns `WIDE_COLUMNS`.
 
-    Cells hold one statistic of one VB/reference pair, averaged over seeds when there are
-    several; NA where the model has no such parameter. ``beta_k`` is the k-th coefficient in
+    Cells hold one statistic of one VB/reference pair, the median over seeds (replicated data
+    sets) when there are several (`spread_table` gives their spread); NA where the model has
+    no such parameter. ``beta_k`` is the k-th coefficient in
     coordinate order, ``tau_*`` are SD ratios on the precision scale and ``sigma2_*`` on the
     variance scale. Column ``reference_gate`` holds ``ok`` when every reference of the row
     passed the MCMC gate, else the first failure (``no fit`` for a VI1 row without fits).
@@ -150,7 +163,7 @@ def wide_table(
     tidy : pandas.DataFrame
         Output of `ratio_table`.
     vb, reference : str
-        The ``backend/method`` pair shown.
+        The ``backend/method[:family]`` pair shown.
     dataset : str or sequence of str, optional
         Keep only these data sets. Without it, a row name that several data sets share (the
         linear model on simulated data and on Boston, say) gets one row per data set, named
@@ -169,8 +182,7 @@ def wide_table(
     --------
     >>> tidy = pd.DataFrame({"label": ["M1", "M1"], "dataset": ["sim", "sim"],
     ...     "parameter": ["beta_0", "tau_e"], "ratio": [1.0, 0.5], "gate": ["ok", "ok"],
-    ...     "vb_backend": "reference", "vb_method": "cavi",
-    ...     "ref_backend": "reference", "ref_method": "gibbs"})
+    ...     "vb": "conjugate/cavi:block", "reference": "conjugate/gibbs"})
     >>> wide_table(tidy).loc["M1", ["beta_0", "beta_1", "tau_e"]].tolist()
     [1.0, nan, 0.5]
     """
@@ -184,7 +196,7 @@ def wide_table(
     present = set(chosen.row)
     rows = [r for r in VI1_ROWS if r in present] if present else list(VI1_ROWS)
     extra = sorted(present - set(VI1_ROWS))
-    wide = chosen.pivot_table(index="row", columns="parameter", values=value, aggfunc="mean")
+    wide = chosen.pivot_table(index="row", columns="parameter", values=value, aggfunc="median")
     wide = wide.reindex(index=rows + extra, columns=list(WIDE_COLUMNS))
     gates = chosen.groupby("row")["gate"].agg(
         lambda g: "ok" if (g == "ok").all() else sorted(set(g) - {"ok"})[0]
@@ -202,23 +214,33 @@ def _row_names(rows: pd.DataFrame) -> pd.Series:
 
 
 def pair_rows(tidy: pd.DataFrame, vb: str, reference: str) -> pd.DataFrame:
-    """Rows of a tidy table that compare ``vb`` with ``reference`` (``backend/method`` labels)."""
-    vb_backend, vb_method = _split_label(vb, "vb")
-    ref_backend, ref_method = _split_label(reference, "reference")
-    mask = (
-        (tidy.vb_backend == vb_backend)
-        & (tidy.vb_method == vb_method)
-        & (tidy.ref_backend == ref_backend)
-        & (tidy.ref_method == ref_method)
-    )
-    return tidy[mask]
+    """Rows of a tidy table that compare ``vb`` with ``reference``.
+
+    Labels are ``backend/method[:family]``; a variational label without a family names the
+    default ``mean_field`` (`analysis.io.same_label`).
+    """
+    _check_label(vb, "vb")
+    _check_label(reference, "reference")
+    if tidy.empty:
+        return tidy
+    vb_match = tidy.vb.map(lambda label: same_label(vb, label))
+    ref_match = tidy.reference.map(lambda label: same_label(reference, label))
+    return tidy[vb_match.astype(bool) & ref_match.astype(bool)]
 
 
-def _split_label(label: str, what: str) -> tuple[str, str]:
-    parts = str(label).split("/")
-    if len(parts) != 2 or not all(parts):
-        raise ValueError(f"{what}: expected 'backend/method' (e.g. 'numpyro/advi'), got {label!r}")
-    return parts[0], parts[1]
+def _check_label(label: str, what: str) -> None:
+    pair, _, family = str(label).partition(":")
+    parts = pair.split("/")
+    if len(parts) != 2 or not all(parts) or (":" in str(label) and not family):
+        raise ValueError(
+            f"{what}: expected 'backend/method' or 'backend/method:family' "
+            f"(e.g. 'numpyro/advi:block'), got {label!r}"
+        )
+
+
+def label_slug(label: str) -> str:
+    """A label as a file-name part: ``numpyro/advi:block`` -> ``numpyro-advi.block``."""
+    return str(label).replace("/", "-").replace(":", ".")
 
 
 def to_markdown(wide: pd.DataFrame, mark_below: float = 0.8, digits: int = 3) -> str:
@@ -275,13 +297,15 @@ def write_tables(
     tidy.to_csv(paths[0], index=False)
     summarise_vectors(tidy).to_csv(paths[1], index=False)
     for vb, reference in pairs:
-        if pair_rows(tidy, vb, reference).empty:
+        rows = pair_rows(tidy, vb, reference)
+        if rows.empty:
             continue
         wide = wide_table(tidy, vb, reference)
-        stem = f"ratios_wide_{vb.replace('/', '-')}_vs_{reference.replace('/', '-')}"
+        vb_label, ref_label = rows.vb.iloc[0], rows.reference.iloc[0]
+        stem = f"ratios_wide_{label_slug(vb_label)}_vs_{label_slug(ref_label)}"
         wide.to_csv(out / f"{stem}.csv")
         (out / f"{stem}.md").write_text(
-            f"SD ratio {vb} / {reference}\n\n" + to_markdown(wide) + "\n"
+            f"SD ratio {vb_label} / {ref_label}\n\n" + to_markdown(wide) + "\n"
         )
         paths += [out / f"{stem}.csv", out / f"{stem}.md"]
     return paths

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from inference import fit
-from inference.cavi import cavi_random_intercept
+from inference.conjugate.cavi import cavi_random_intercept
 from inference.settings import CaviSettings
 from models import MODELS, simulate
 

@@ -1,12 +1,13 @@
-"""One entry point, `fit`, for every (model, backend, method); all return the same InferenceData.
+"""One entry point, `fit`, for every (model, backend, method, family); all return the same
+InferenceData.
 
-Engines are imported lazily, so ``import inference`` loads neither JAX nor PyMC until a fit of
-that backend is asked for.
+What can run is `inference.registry.REGISTRY`. Engines are imported lazily, so
+``import inference`` loads neither JAX nor PyMC until a fit of that backend is asked for.
 """
 
 from __future__ import annotations
 
-import importlib
+import json
 import sys
 from dataclasses import asdict
 from typing import Any
@@ -14,33 +15,39 @@ from typing import Any
 import arviz as az
 
 import models
-from inference.contract import analytic_moments, build_inference_data
-from inference.settings import BACKENDS, METHODS, SETTINGS, check_pair, resolve_settings
+from inference.contract import VARIATIONAL_GROUP, analytic_moments, build_inference_data
+from inference.registry import (
+    BACKENDS,
+    DEFAULT_FAMILY,
+    FAMILIES,
+    METHODS,
+    REGISTRY,
+    EngineEntry,
+    lookup,
+    make_label,
+    parse_label,
+)
 from models.spec import ModelSpec, RegressionData
 
-ENGINES: dict[tuple[str, str], str] = {
-    ("numpyro", "advi"): "inference.numpyro_engine:advi",
-    ("numpyro", "nuts"): "inference.numpyro_engine:nuts",
-    ("pymc", "advi"): "inference.pymc_engine:advi",
-    ("pymc", "nuts"): "inference.pymc_engine:nuts",
-    ("reference", "exact"): "inference.reference:exact",
-    ("reference", "cavi"): "inference.reference:cavi",
-    ("reference", "gibbs"): "inference.reference:gibbs",
-}
 
-# Models each reference method can fit; the PPL methods fit every model.
-REFERENCE_MODELS: dict[str, tuple[str, ...]] = {
-    "exact": ("linear",),
-    "cavi": ("linear", "random_intercept", "logistic_random_intercept"),
-    "gibbs": ("linear", "random_intercept", "random_intercept_nc", "logistic_random_intercept"),
-}
+def supports(backend: str, method: str, model: str, family: str | None = None) -> bool:
+    """Whether ``backend/method[:family]`` can fit ``model`` (all names assumed valid)."""
+    return lookup(backend, method, family).fits(model)
 
 
-def supports(backend: str, method: str, model: str) -> bool:
-    """Whether ``method`` of ``backend`` can fit ``model`` (all names assumed valid)."""
-    if backend == "reference":
-        return model in REFERENCE_MODELS.get(method, ())
-    return True
+def resolve_settings(
+    backend: str, method: str, settings: Any = None, family: str | None = None
+) -> Any:
+    """The settings dataclass of ``backend/method[:family]``, defaults updated with ``settings``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown entry, an unknown setting (the valid ones are listed) or a bad value.
+    """
+    from inference.registry import resolve_settings as resolve
+
+    return resolve(lookup(backend, method, family), settings)
 
 
 def fit(
@@ -49,6 +56,7 @@ def fit(
     *,
     backend: str,
     method: str,
+    family: str | None = None,
     settings: Any = None,
     seed: int = 0,
     priors: Any = None,
@@ -63,12 +71,18 @@ def fit(
         ``logistic_random_intercept``).
     data : RegressionData
         Checked against the model (groups, binary outcome) before anything runs.
-    backend : {"numpyro", "pymc", "reference"}
+    backend : {"numpyro", "pymc", "conjugate"}
+        The PPL adapters (`inference.ppl`) or the closed-form and conditionally conjugate
+        algorithms (`inference.conjugate`).
     method : {"advi", "nuts", "exact", "cavi", "gibbs"}
         ``advi`` and ``nuts`` run in ``numpyro`` and ``pymc``; ``exact``, ``cavi`` and ``gibbs``
-        in ``reference``.
+        in ``conjugate``.
+    family : {"mean_field", "block", "full_rank"}, optional
+        The variational family of ``advi`` and ``cavi`` (default ``mean_field``, see
+        `inference.registry.FAMILIES`; ``cavi`` has ``mean_field`` and ``block``). Samplers and
+        the exact posterior take none.
     settings : mapping or settings dataclass, optional
-        Overrides of the pair's defaults (`inference.settings.SETTINGS`).
+        Overrides of the entry's defaults (its class in `inference.registry.REGISTRY`).
     seed : int
         Seed of every random choice; the same seed gives identical draws.
     priors : mapping or priors dataclass, optional
@@ -79,55 +93,55 @@ def fit(
     Returns
     -------
     arviz.InferenceData
-        The contract of DESIGN.md: ``posterior`` (public names, constrained space),
-        ``observed_data``, ``constant_data``, ``sample_stats`` (samplers) or ``vi_trace``
-        (VI), and provenance attrs (``model``, ``backend``, ``method``, ``seed``, ``settings``,
+        The contract of ARCHITECTURE.md: ``posterior`` (public names, constrained space),
+        ``observed_data``, ``constant_data``, ``sample_stats`` (samplers) or ``vi_trace`` and
+        ``variational`` (VB: the loss per step and the fitted q's parameters), and provenance
+        attrs (``model``, ``backend``, ``method``, ``family``, ``seed``, ``settings``,
         ``priors``, ``compile_time_s``, ``run_time_s``, ``versions``, ``run_id``).
 
     Raises
     ------
     ValueError
-        On an unknown model, backend, method or setting, bad priors, or data the model cannot
-        take; each message names the field and the valid values.
+        On an unknown model, backend, method, family or setting, bad priors, or data the model
+        cannot take; each message names the field and the valid values.
 
     Examples
     --------
     >>> from models import simulate
     >>> data, truth = simulate("linear", n_obs=100, seed=1)
-    >>> idata = fit("linear", data, backend="reference", method="exact")
+    >>> idata = fit("linear", data, backend="conjugate", method="exact")
     >>> sorted(idata.posterior.data_vars)
     ['beta', 'sigma2_e', 'sigma_e', 'tau_e']
     """
     spec = models.get_model(model)
-    check_pair(backend, method)
-    if not supports(backend, method, spec.name):
-        valid = list(REFERENCE_MODELS[method])
+    entry = lookup(backend, method, family)
+    if not entry.fits(spec.name):
         raise ValueError(
-            f"model: {backend}/{method} cannot fit model {spec.name!r}; it fits {valid}"
+            f"model: {entry.label} cannot fit model {spec.name!r}; it fits {list(entry.models)}"
         )
-    resolved = resolve_settings(backend, method, settings)
+    from inference.registry import resolve_settings as resolve
+
+    resolved = resolve(entry, settings)
     prior_values = spec.priors(priors)
     spec.check_data(data)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     if progressbar is None:
         progressbar = sys.stderr.isatty()
-    engine = _load_engine(backend, method)
-    idata = engine(
-        spec, data, priors=prior_values, settings=resolved, seed=seed, progressbar=progressbar
+    idata = entry.load()(
+        spec,
+        data,
+        priors=prior_values,
+        settings=resolved,
+        seed=seed,
+        family=entry.family,
+        progressbar=progressbar,
     )
     _stamp_priors(idata, prior_values)
     return idata
 
 
-def _load_engine(backend: str, method: str) -> Any:
-    module_name, _, attr = ENGINES[(backend, method)].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
 def _stamp_priors(idata: az.InferenceData, priors: Any) -> None:
-    import json
-
     encoded = json.dumps(asdict(priors))
     for group in idata.groups():
         idata[group].attrs["priors"] = encoded
@@ -135,12 +149,18 @@ def _stamp_priors(idata: az.InferenceData, priors: Any) -> None:
 
 __all__ = [
     "BACKENDS",
-    "ENGINES",
+    "DEFAULT_FAMILY",
+    "FAMILIES",
     "METHODS",
-    "SETTINGS",
+    "REGISTRY",
+    "VARIATIONAL_GROUP",
+    "EngineEntry",
     "analytic_moments",
     "build_inference_data",
     "fit",
+    "lookup",
+    "make_label",
+    "parse_label",
     "resolve_settings",
     "supports",
 ]

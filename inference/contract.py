@@ -1,8 +1,11 @@
-"""Build the one `InferenceData` layout that every fit returns (see DESIGN.md, "The contract").
+"""Build the one `InferenceData` layout that every fit returns (``ARCHITECTURE.md``, "The
+contract").
 
 Engines hand over raw draws keyed by site name with leading ``(chain, draw)`` axes; this module
 keeps the public parameters, adds the derived ``sigma_*``/``sigma2_*``, attaches coordinates,
-data, sample statistics, the VI loss trace and provenance attrs.
+data, sample statistics, the VI loss trace, the fitted variational parameters and provenance
+attrs, and stamps the model facts that `analysis` needs (likelihood, VI1 label, which model's
+posterior this is), so that `analysis` never keeps its own copy of them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import xarray as xr
 from models.spec import ModelSpec, RegressionData, coords_of
 
 VI_TRACE_GROUP = "vi_trace"
+VARIATIONAL_GROUP = "variational"
 _VERSIONED = ("vistudy", "numpy", "arviz", "xarray", "jax", "numpyro", "pymc", "pytensor")
 
 
@@ -66,12 +70,14 @@ def build_inference_data(
     backend: str,
     method: str,
     seed: int,
+    family: str | None = None,
     settings: Any = None,
     compile_time_s: float = 0.0,
     run_time_s: float = 0.0,
     sample_stats: Mapping[str, np.ndarray] | None = None,
     vi_loss: np.ndarray | None = None,
     analytic_moments: Mapping[str, Mapping[str, Any]] | None = None,
+    variational: xr.Dataset | None = None,
     extra_attrs: Mapping[str, Any] | None = None,
 ) -> az.InferenceData:
     """Assemble the contract `InferenceData` of one fit.
@@ -89,6 +95,10 @@ def build_inference_data(
         Recorded in attrs.
     seed : int
         The fit's seed.
+    family : str, optional
+        The variational family of a VB fit (``mean_field``, ``block``, ``full_rank``); recorded
+        in attrs (empty for samplers and exact posteriors) and in the ``label``
+        ``backend/method:family``.
     settings : dataclass or mapping, optional
         The resolved settings, stored as JSON in ``attrs["settings"]``.
     compile_time_s, run_time_s : float
@@ -100,6 +110,10 @@ def build_inference_data(
         ``elbo`` along dim ``step``.
     analytic_moments : mapping, optional
         ``{name: {"mean": ..., "sd": ...}}`` of closed-form methods, stored as JSON in attrs.
+    variational : xarray.Dataset, optional
+        The fitted q's parameters (locations and scales, block means and Cholesky factors,
+        CAVI's factor parameters), stored as the ``variational`` group so that corrections and
+        diagnostics need no refit. Its attrs say how to read it (``layout``, ``space``).
     extra_attrs : mapping, optional
         More attrs for ``posterior`` (``dataset``, ``truth``, ...); non-scalar values become JSON.
 
@@ -107,7 +121,7 @@ def build_inference_data(
     -------
     arviz.InferenceData
         Groups ``posterior``, ``observed_data``, ``constant_data`` and, when given,
-        ``sample_stats`` and ``vi_trace``.
+        ``sample_stats``, ``vi_trace`` and ``variational``.
 
     Raises
     ------
@@ -129,13 +143,19 @@ def build_inference_data(
             {"loss": (("step",), loss), "elbo": (("step",), -loss)},
             coords={"step": np.arange(loss.size)},
         )
+    if variational is not None:
+        groups[VARIATIONAL_GROUP] = variational.assign_coords(
+            {k: v for k, v in coords.items() if k in variational.dims}
+        )
     attrs = _attrs(spec, data, backend, method, seed, settings, compile_time_s, run_time_s)
+    attrs.update(_family_attrs(backend, method, family))
     if analytic_moments:
         attrs["analytic_moments"] = json.dumps(_jsonable(analytic_moments))
     for key, value in (extra_attrs or {}).items():
         attrs[key] = value if isinstance(value, str | int | float) else json.dumps(_jsonable(value))
-    for dataset in groups.values():
-        dataset.attrs.update(attrs)
+    for name, dataset in groups.items():
+        own = dict(dataset.attrs) if name == VARIATIONAL_GROUP else {}
+        dataset.attrs.update({**attrs, **own})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*group is not defined in the InferenceData")
         return az.InferenceData(**groups)
@@ -201,6 +221,8 @@ def _attrs(
     return {
         "model": spec.name,
         "model_label": spec.label,
+        "likelihood": spec.likelihood,
+        "posterior_model": spec.posterior_name,
         "backend": backend,
         "method": method,
         "seed": int(seed),
@@ -213,6 +235,18 @@ def _attrs(
         "versions": json.dumps(package_versions()),
         "run_id": uuid.uuid4().hex,
         "inference_library": backend,
+    }
+
+
+def _family_attrs(backend: str, method: str, family: str | None) -> dict[str, str]:
+    """``family``, ``label`` and ``role`` of a fit (role empty for an unregistered engine)."""
+    from inference.registry import REGISTRY, make_label
+
+    entry = REGISTRY.get((backend, method, family))
+    return {
+        "family": family or "",
+        "label": make_label(backend, method, family),
+        "role": entry.role if entry is not None else "",
     }
 
 

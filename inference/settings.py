@@ -1,8 +1,8 @@
-"""Settings of every (backend, method) pair, in one table of frozen dataclasses.
+"""Settings of every engine, as frozen dataclasses (`inference.registry` says which is whose).
 
-`resolve_settings` turns ``None``, a mapping of overrides or a settings instance into the
-dataclass of the pair, rejecting unknown names with the list of valid ones. The resolved settings
-are stored in the result's attrs and make up a study run's content hash.
+`resolve` turns ``None``, a mapping of overrides or a settings instance into the dataclass,
+rejecting unknown names with the list of valid ones. The resolved settings are stored in the
+result's attrs and make up a study run's content hash.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class AdviSettings:
-    """Mean-field ADVI, the same problem in both PPLs.
+    """ADVI of any family, the same problem in both PPLs.
 
     Parameters
     ----------
@@ -137,62 +137,36 @@ class GibbsSettings:
     thin: int = 1
 
 
-SETTINGS: dict[tuple[str, str], type] = {
-    ("numpyro", "advi"): AdviSettings,
-    ("numpyro", "nuts"): NutsSettings,
-    ("pymc", "advi"): AdviSettings,
-    ("pymc", "nuts"): NutsSettings,
-    ("reference", "exact"): ExactSettings,
-    ("reference", "cavi"): CaviSettings,
-    ("reference", "gibbs"): GibbsSettings,
-}
-BACKENDS: tuple[str, ...] = ("numpyro", "pymc", "reference")
-METHODS: tuple[str, ...] = ("advi", "nuts", "exact", "cavi", "gibbs")
-
-
-def check_pair(backend: str, method: str) -> None:
-    """Raise ``ValueError`` naming the valid choices if (backend, method) is not supported."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: unknown backend {backend!r}; valid: {list(BACKENDS)}")
-    if method not in METHODS:
-        raise ValueError(f"method: unknown method {method!r}; valid: {list(METHODS)}")
-    if (backend, method) not in SETTINGS:
-        valid = sorted(m for b, m in SETTINGS if b == backend)
-        raise ValueError(f"method: backend {backend!r} has no method {method!r}; valid: {valid}")
-
-
-def resolve_settings(backend: str, method: str, settings: Any = None) -> Any:
-    """The settings dataclass of (backend, method): defaults updated with ``settings``.
+def resolve(cls: type, label: str, settings: Any = None) -> Any:
+    """Defaults of the settings class ``cls`` updated with ``settings``, validated.
 
     Parameters
     ----------
-    backend, method : str
-        The pair; see `SETTINGS`.
-    settings : None, mapping or dataclass instance
-        Overrides by name, or a ready instance of the pair's class.
+    cls : type
+        A settings dataclass of this module.
+    label : str
+        The ``backend/method[:family]`` the settings are for (named in errors).
+    settings : None, mapping or instance of ``cls``
+        Overrides by name, or a ready instance.
 
     Raises
     ------
     ValueError
-        On an unknown pair, an unknown setting name (the valid ones are listed), a wrong
-        settings class, or a value of the wrong type or range.
+        On an unknown setting name (the valid ones are listed), a wrong settings class, or a
+        value of the wrong type or range.
     """
-    check_pair(backend, method)
-    cls = SETTINGS[(backend, method)]
     if isinstance(settings, cls):
         return _validated(settings)
     if settings is not None and not isinstance(settings, Mapping):
         raise ValueError(
-            f"settings: expected a mapping or {cls.__name__} for {backend}/{method}, "
+            f"settings: expected a mapping or {cls.__name__} for {label}, "
             f"got {type(settings).__name__}"
         )
     overrides = dict(settings or {})
     valid = [f.name for f in fields(cls)]
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise ValueError(
-            f"settings: unknown setting(s) {unknown} for {backend}/{method}; valid: {valid}"
-        )
+        raise ValueError(f"settings: unknown setting(s) {unknown} for {label}; valid: {valid}")
     return _validated(replace(cls(), **overrides))
 
 

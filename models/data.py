@@ -58,7 +58,9 @@ def simulate(
     group_sizes : sequence of int, optional
         Rows of each group (unbalanced design); overrides ``n_groups`` and ``n_per_group``.
     n_obs : int, optional
-        Number of rows of the linear model (default ``n_groups * n_per_group``).
+        Total number of rows (default ``n_groups * n_per_group``). For a hierarchical model it
+        replaces ``n_per_group``: the ``n_obs`` rows are split over the ``n_groups`` groups as
+        evenly as possible (the first ``n_obs % n_groups`` groups get one row more).
     truth : mapping, optional
         True ``beta`` (its length sets the number of coefficients), ``tau_e``, ``tau_u``;
         missing entries take `DEFAULT_TRUTH`.
@@ -139,6 +141,8 @@ def _group_index(
         if int(n_per_group) < 1:
             raise ValueError(f"n_per_group: expected at least 1 row per group, got {n_per_group}")
         sizes = np.full(int(n_groups), int(n_per_group))
+        if hierarchical and n_obs is not None:
+            sizes = split_rows(int(n_obs), int(n_groups))
     if hierarchical and sizes.size < 2:
         raise ValueError(f"group_sizes: expected at least 2 groups, got {sizes.size}")
     if not hierarchical and n_obs is not None:
@@ -146,6 +150,23 @@ def _group_index(
             raise ValueError(f"n_obs: expected a positive number of rows, got {n_obs}")
         sizes = np.array([int(n_obs)])
     return np.repeat(np.arange(sizes.size), sizes), int(sizes.size)
+
+
+def split_rows(n_obs: int, n_groups: int) -> np.ndarray:
+    """Rows per group when ``n_obs`` rows are split over ``n_groups`` groups as evenly as possible.
+
+    Examples
+    --------
+    >>> split_rows(10, 4).tolist()
+    [3, 3, 2, 2]
+    """
+    if n_obs < n_groups:
+        raise ValueError(
+            f"n_obs: expected at least one row per group, got {n_obs} rows for {n_groups} groups"
+        )
+    sizes = np.full(n_groups, n_obs // n_groups)
+    sizes[: n_obs % n_groups] += 1
+    return sizes
 
 
 def _with_derived(params: dict[str, Any]) -> dict[str, Any]:

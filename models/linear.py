@@ -5,7 +5,7 @@
     y_i | beta, tau_e ~ Normal(x_i' beta, tau_e^(-1/2))
 
 The prior of ``beta`` is scaled by the noise precision, so the posterior is Normal–Gamma in
-closed form (see ``inference.reference``): this is the model whose exact answer is known.
+closed form (see ``inference.conjugate.engines``): this is the model whose exact answer is known.
 """
 
 from __future__ import annotations

@@ -73,4 +73,5 @@ SPEC = ModelSpec(
     priors_type=LogisticPriors,
     numpyro_path="models.logistic_random_intercept:numpyro_model",
     pymc_path="models.logistic_random_intercept:build_pymc",
+    effects=("beta", "u"),
 )

@@ -87,4 +87,5 @@ SPEC = ModelSpec(
     priors_type=RandomInterceptPriors,
     numpyro_path="models.random_intercept:numpyro_model",
     pymc_path="models.random_intercept:build_pymc",
+    effects=("beta", "u"),
 )

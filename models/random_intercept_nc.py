@@ -65,5 +65,7 @@ SPEC = ModelSpec(
     priors_type=RandomInterceptPriors,
     numpyro_path="models.random_intercept_nc:numpyro_model",
     pymc_path="models.random_intercept_nc:build_pymc",
+    effects=("beta", "z"),
+    same_posterior_as="random_intercept",
     internal=("z",),
 )

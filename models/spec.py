@@ -258,6 +258,13 @@ class ModelSpec:
         ``"module:function"`` import paths of the NumPyro model function and PyMC builder.
     internal : tuple of str
         Sampled sites that are not public (e.g. the non-centred ``z``); dropped from results.
+    effects : tuple of str
+        The sampled sites that carry the fixed and random effects (``beta`` and ``u``, or
+        ``beta`` and ``z`` in the non-centred model): the joint Gaussian block of the ``block``
+        variational family.
+    same_posterior_as : str, optional
+        Name of a model with the same posterior over the public parameters (a
+        reparameterisation of it); ratios may compare the two.
     """
 
     name: str
@@ -271,6 +278,13 @@ class ModelSpec:
     numpyro_path: str
     pymc_path: str
     internal: tuple[str, ...] = ()
+    effects: tuple[str, ...] = ("beta",)
+    same_posterior_as: str | None = None
+
+    @property
+    def posterior_name(self) -> str:
+        """The model whose posterior this is (itself, or the one it reparameterises)."""
+        return self.same_posterior_as or self.name
 
     @property
     def public_names(self) -> tuple[str, ...]:

@@ -165,19 +165,19 @@ def _results_folder(out: Path) -> Path:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from inference import REFERENCE_MODELS, SETTINGS
+    from inference import FAMILIES, REGISTRY
     from models import DATASETS, MODELS
 
     print("models:")
     for spec in MODELS.values():
         print(f"  {spec.name:<27} {spec.label}  {spec.description}")
-    print("backend/method:")
-    for backend, method in SETTINGS:
-        models = (
-            REFERENCE_MODELS.get(method, "all models") if backend == "reference" else "all models"
-        )
-        shown = models if isinstance(models, str) else ", ".join(models)
-        print(f"  {backend + '/' + method:<27} {shown}")
+    print("fits (backend/method[:family]):")
+    for entry in REGISTRY.values():
+        shown = "all models" if entry.models is None else ", ".join(entry.models)
+        print(f"  {entry.label:<27} {entry.role:<6} {shown}")
+    print("variational families:")
+    for name, text in FAMILIES.items():
+        print(f"  {name:<27} {text.split(';')[0]}")
     print("data sets:")
     for name, loader in DATASETS.items():
         print(f"  {name:<27} {(loader.__doc__ or '').strip().splitlines()[0]}")

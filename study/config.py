@@ -8,8 +8,10 @@ A study file looks like this (see ``studies/example.toml``)::
     [[scenario]]                      # simulated data, one data set per n_groups and seed
     models = ["random_intercept", "random_intercept_nc"]
     n_groups = [5, 20]
-    n_per_group = 20
+    n_per_group = 20                  # rows per group; or n_obs = 500: a fixed total number
+                                      # of rows split over the n_groups groups
     truth = { tau_u = 1.0 }           # optional; defaults in models.data.DEFAULT_TRUTH
+    # name = "vague"                  # optional: names the data in run keys (default "sim")
 
     [[scenario]]                      # a real data set, by name
     models = ["random_intercept"]
@@ -18,12 +20,14 @@ A study file looks like this (see ``studies/example.toml``)::
     [[fit]]
     backend = "numpyro"
     method = "advi"
+    family = ["mean_field", "block"]  # variational methods: one family or several (default
+                                      # "mean_field"); see inference.registry.FAMILIES
     settings = { max_steps = 20000 }  # optional overrides of inference.settings
     # models = ["random_intercept"]   # optional: only these models (a backend/method may
     #                                 # then appear again, with other settings, for others)
 
     [[compare]]                       # which fits are divided by which
-    vb = "numpyro/advi"
+    vb = "numpyro/advi:block"         # backend/method[:family]; no family means mean_field
     reference = "numpyro/nuts"
 
 Every error names the file and the key that is wrong.
@@ -37,14 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inference import supports
-from inference.settings import check_pair, resolve_settings
+from inference import lookup, parse_label, resolve_settings
 from models import DATASETS, MODELS
 from models.data import TRUTH_KEYS
 
 _TOP_KEYS = {"name", "description", "replicates", "seeds", "scenario", "fit", "compare", "priors"}
-_SCENARIO_KEYS = {"models", "n_groups", "n_per_group", "n_obs", "truth", "dataset"}
-_FIT_KEYS = {"backend", "method", "settings", "models"}
+_SCENARIO_KEYS = {"models", "n_groups", "n_per_group", "n_obs", "truth", "dataset", "name"}
+_FIT_KEYS = {"backend", "method", "family", "settings", "models"}
 _COMPARE_KEYS = {"vb", "reference"}
 _REQUIRED = object()
 
@@ -55,7 +58,12 @@ class StudyConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Scenario:
-    """Data of one kind fitted by some models: simulated at each ``n_groups``, or a real set."""
+    """Data of one kind fitted by some models: simulated at each ``n_groups``, or a real set.
+
+    Simulated data have either ``n_per_group`` rows in every group, or a fixed total of
+    ``n_obs`` rows split over the groups as evenly as possible (``n_obs`` alone is the size of
+    data without groups). ``name`` names the data in run keys (default ``sim``).
+    """
 
     models: tuple[str, ...]
     n_groups: tuple[int, ...] = ()
@@ -63,21 +71,24 @@ class Scenario:
     n_obs: int | None = None
     truth: Mapping[str, Any] = field(default_factory=dict)
     dataset: str | None = None
+    name: str = "sim"
 
 
 @dataclass(frozen=True)
 class FitSpec:
-    """One (backend, method) pair with its setting overrides, optionally limited to some models."""
+    """One registry entry (backend, method, family) with its setting overrides, optionally
+    limited to some models."""
 
     backend: str
     method: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     models: tuple[str, ...] = ()
+    family: str | None = None
 
     @property
     def label(self) -> str:
-        """``backend/method``, the name used by ``[[compare]]``."""
-        return f"{self.backend}/{self.method}"
+        """``backend/method`` or ``backend/method:family``, the name used by ``[[compare]]``."""
+        return lookup(self.backend, self.method, self.family).label
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,9 @@ def parse_study(raw: Mapping[str, Any], source: str = "<memory>") -> StudyConfig
         for i, item in enumerate(where.tables(raw, "scenario"))
     )
     fits = tuple(
-        _fit(item, where.at(f"fit[{i}]")) for i, item in enumerate(where.tables(raw, "fit"))
+        fit
+        for i, item in enumerate(where.tables(raw, "fit"))
+        for fit in _fits(item, where.at(f"fit[{i}]"))
     )
     _check_overlap(fits, source)
     labels = list(dict.fromkeys(fit.label for fit in fits))
@@ -216,42 +229,70 @@ def _scenario(item: Any, where: _Where) -> Scenario:
     if dataset is not None:
         if dataset not in DATASETS:
             raise where.fail("dataset", f"unknown data set {dataset!r}; valid: {sorted(DATASETS)}")
-        simulated_keys = sorted({"n_groups", "n_per_group", "n_obs", "truth"} & set(item))
+        simulated_keys = sorted({"n_groups", "n_per_group", "n_obs", "truth", "name"} & set(item))
         if simulated_keys:
             raise where.fail("dataset", f"a real data set takes none of {simulated_keys}")
         return Scenario(models=models, dataset=dataset)
-    hierarchical = any(MODELS[name].hierarchical for name in models)
+    name = where.typed(item, "name", str, default="sim")
+    if not name.isidentifier() or "-" in name:
+        raise where.fail("name", f"expected a short name of letters, digits and _, got {name!r}")
+    if "n_per_group" in item and "n_obs" in item and hierarchical_models(models):
+        raise where.fail(
+            "n_obs", "give n_per_group (rows per group) or n_obs (total rows), not both"
+        )
+    hierarchical = hierarchical_models(models)
     n_groups = where.typed(item, "n_groups", (list, int), default=_REQUIRED if hierarchical else [])
     n_groups = tuple([n_groups] if isinstance(n_groups, int) else n_groups)
     for q in n_groups:
         if isinstance(q, bool) or not isinstance(q, int) or q < 2:
             raise where.fail("n_groups", f"expected integers >= 2, got {q!r}")
+    n_obs = where.positive_int(item, "n_obs", 2, default=None)
+    if hierarchical and n_obs is not None and n_obs < max(n_groups):
+        raise where.fail(
+            "n_obs", f"expected at least one row per group, got {n_obs} rows for {max(n_groups)}"
+        )
     return Scenario(
         models=models,
         n_groups=n_groups or (0,),
         n_per_group=where.positive_int(item, "n_per_group", 1, default=20),
-        n_obs=where.positive_int(item, "n_obs", 2, default=None),
+        n_obs=n_obs,
         truth=truth,
+        name=name,
     )
 
 
-def _fit(item: Any, where: _Where) -> FitSpec:
+def hierarchical_models(models: tuple[str, ...]) -> bool:
+    """Whether any of ``models`` has random intercepts."""
+    return any(MODELS[name].hierarchical for name in models)
+
+
+def _fits(item: Any, where: _Where) -> list[FitSpec]:
+    """The ``[[fit]]`` table as one `FitSpec` per family (``family`` may be a list)."""
     where.keys(item, _FIT_KEYS, "")
     backend = where.typed(item, "backend", str)
     method = where.typed(item, "method", str)
+    families = where.typed(item, "family", (str, list), default=None)
+    if isinstance(families, list) and (
+        not families or any(not isinstance(f, str) for f in families)
+    ):
+        raise where.fail("family", f"expected a family name or a list of them, got {families!r}")
+    families = families if isinstance(families, list) else [families]
     settings = dict(where.typed(item, "settings", dict, default={}))
     models = tuple(where.typed(item, "models", list, default=[]))
-    try:
-        check_pair(backend, method)
-        resolve_settings(backend, method, settings)
-    except ValueError as error:
-        raise where.fail("", str(error)) from None
-    for name in models:
-        if name not in MODELS:
-            raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
-        if not supports(backend, method, name):
-            raise where.fail("models", f"{backend}/{method} cannot fit model {name!r}")
-    return FitSpec(backend=backend, method=method, settings=settings, models=models)
+    fits = []
+    for family in families:
+        try:
+            entry = lookup(backend, method, family)
+            resolve_settings(backend, method, settings, family=family)
+        except ValueError as error:
+            raise where.fail("", str(error)) from None
+        for name in models:
+            if name not in MODELS:
+                raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
+            if not entry.fits(name):
+                raise where.fail("models", f"{entry.label} cannot fit model {name!r}")
+        fits.append(FitSpec(backend, method, settings, models, entry.family))
+    return fits
 
 
 def _check_overlap(fits: tuple[FitSpec, ...], source: str) -> None:
@@ -269,12 +310,19 @@ def _check_overlap(fits: tuple[FitSpec, ...], source: str) -> None:
 
 
 def _compare(item: Any, labels: list[str], where: _Where) -> tuple[str, str]:
+    """A ``[[compare]]`` pair, each side normalised to its full label (family included)."""
     where.keys(item, _COMPARE_KEYS, "")
-    pair = (where.typed(item, "vb", str), where.typed(item, "reference", str))
-    for key, label in zip(("vb", "reference"), pair, strict=True):
+    pair = []
+    for key in ("vb", "reference"):
+        text = where.typed(item, key, str)
+        try:
+            label = parse_label(text).label
+        except ValueError as error:
+            raise where.fail(key, str(error)) from None
         if label not in labels:
-            raise where.fail(key, f"{label!r} is not one of the study's fits {labels}")
-    return pair
+            raise where.fail(key, f"{text!r} is not one of the study's fits {labels}")
+        pair.append(label)
+    return pair[0], pair[1]
 
 
 def _seeds(raw: Mapping[str, Any], where: _Where) -> tuple[int, ...]:

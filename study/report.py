@@ -11,14 +11,14 @@ import pandas as pd
 import analysis
 from analysis.figures import save
 from analysis.io import fit_info
-from analysis.tables import DEFAULT_PAIRS
+from analysis.tables import DEFAULT_PAIRS, label_slug
 from study.config import StudyConfig
 from study.runner import read_failures
 
 logger = logging.getLogger(__name__)
 
 TABLES_DIR, FIGURES_DIR = "tables", "figures"
-MAIN_PAIR = ("reference/cavi", "reference/gibbs")
+MAIN_PAIR = ("conjugate/cavi:block", "conjugate/gibbs")
 
 
 def _pairs(config: StudyConfig | None) -> Sequence[tuple[str, str]]:
@@ -26,7 +26,7 @@ def _pairs(config: StudyConfig | None) -> Sequence[tuple[str, str]]:
 
 
 def _slug(pair: tuple[str, str]) -> str:
-    return f"{pair[0].replace('/', '-')}_vs_{pair[1].replace('/', '-')}"
+    return f"{label_slug(pair[0])}_vs_{label_slug(pair[1])}"
 
 
 def write_tables(

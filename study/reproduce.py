@@ -17,9 +17,9 @@ TINY_SETTINGS = {
     ("pymc", "advi"): {"max_steps": 300, "min_steps": 100, "window": 50, "num_draws": 200},
     ("numpyro", "nuts"): {"num_chains": 2, "num_warmup": 100, "num_draws": 100},
     ("pymc", "nuts"): {"num_chains": 2, "num_warmup": 100, "num_draws": 100},
-    ("reference", "cavi"): {"num_draws": 200},
-    ("reference", "gibbs"): {"num_chains": 2, "num_burnin": 100, "num_draws": 200},
-    ("reference", "exact"): {"num_draws": 200},
+    ("conjugate", "cavi"): {"num_draws": 200},
+    ("conjugate", "gibbs"): {"num_chains": 2, "num_burnin": 100, "num_draws": 200},
+    ("conjugate", "exact"): {"num_draws": 200},
 }
 
 

@@ -1,9 +1,10 @@
 """Expand a study into runs, and execute one run (fit, check, write atomically).
 
-A run is a named (data, model, backend, method, seed) tuple with a readable key
-``data-model-backend-method-seed`` (e.g. ``sim_q20-random_intercept-numpyro-advi-0``) and a
-content hash of everything that determines its result (data recipe, priors, resolved settings,
-seed). A finished run lives in ``<out>/runs/<key>.nc`` with the hash in its attrs.
+A run is a named (data, model, backend, method, family, seed) tuple with a readable key
+``data-model-backend-method-seed`` whose method part carries the family of a variational fit
+(e.g. ``sim_q20_r20-random_intercept-numpyro-advi.block-0``), and a content hash of everything
+that determines its result (data recipe, priors, resolved settings, seed). A finished run lives
+in ``<out>/runs/<key>.nc`` with the hash in its attrs.
 """
 
 from __future__ import annotations
@@ -49,27 +50,46 @@ class Run:
     settings: Mapping[str, Any] = field(default_factory=dict)
     priors: Mapping[str, Any] = field(default_factory=dict)
     study: str = ""
+    family: str | None = None
+    name: str = "sim"
 
     @property
     def data_tag(self) -> str:
-        """``exam`` for real data, ``sim_q20`` / ``sim_n200`` for simulated data."""
+        """``exam`` for real data; ``sim_q20_r20`` (20 rows per group), ``sim_q20_n500`` (500
+        rows over 20 groups) or ``sim_n200`` (no groups) for simulated data."""
         if self.dataset:
             return self.dataset
-        return f"sim_q{self.n_groups}" if self.n_groups else f"sim_n{self.n_obs or 'default'}"
+        if not self.n_groups:
+            return f"{self.name}_n{self.n_obs or 'default'}"
+        design = f"n{self.n_obs}" if self.n_obs else f"r{self.n_per_group}"
+        return f"{self.name}_q{self.n_groups}_{design}"
+
+    @property
+    def method_tag(self) -> str:
+        """``advi.block`` for a variational fit, ``nuts`` otherwise."""
+        return f"{self.method}.{self.family}" if self.family else self.method
+
+    @property
+    def label(self) -> str:
+        """``backend/method[:family]``."""
+        from inference import make_label
+
+        return make_label(self.backend, self.method, self.family)
 
     @property
     def key(self) -> str:
         """``data-model-backend-method-seed``."""
-        return f"{self.data_tag}-{self.model}-{self.backend}-{self.method}-{self.seed}"
+        return f"{self.data_tag}-{self.model}-{self.backend}-{self.method_tag}-{self.seed}"
 
     @property
     def content_hash(self) -> str:
         """Hash of the run's full recipe, with settings and priors resolved to their defaults."""
-        from inference.settings import resolve_settings
+        from inference import resolve_settings
         from models import MODELS
 
         recipe = {k: v for k, v in asdict(self).items() if k not in ("study",)}
-        recipe["settings"] = asdict(resolve_settings(self.backend, self.method, self.settings))
+        settings = resolve_settings(self.backend, self.method, self.settings, family=self.family)
+        recipe["settings"] = asdict(settings)
         recipe["priors"] = asdict(MODELS[self.model].priors(dict(self.priors)))
         encoded = json.dumps(recipe, sort_keys=True, default=list).encode()
         return hashlib.sha256(encoded).hexdigest()[:16]
@@ -89,7 +109,7 @@ def expand(config: StudyConfig) -> list[Run]:
             for fit in config.fits:
                 if fit.models and model not in fit.models:
                     continue
-                if not supports(fit.backend, fit.method, model):
+                if not supports(fit.backend, fit.method, model, fit.family):
                     continue
                 runs.extend(_scenario_runs(config, scenario, model, fit))
     return runs
@@ -105,10 +125,12 @@ def _scenario_runs(
                 model=model,
                 backend=fit.backend,
                 method=fit.method,
+                family=fit.family,
                 seed=seed,
                 dataset=scenario.dataset,
+                name=scenario.name,
                 n_groups=n_groups,
-                n_per_group=scenario.n_per_group if n_groups else 0,
+                n_per_group=scenario.n_per_group if n_groups and not scenario.n_obs else 0,
                 n_obs=scenario.n_obs,
                 truth=dict(scenario.truth),
                 settings=dict(fit.settings),
@@ -180,6 +202,7 @@ def _fit(run: Run) -> Any:
         data,
         backend=run.backend,
         method=run.method,
+        family=run.family,
         settings=dict(run.settings),
         seed=run.seed,
         priors=dict(run.priors),
@@ -191,6 +214,7 @@ def _fit(run: Run) -> Any:
         "study": run.study,
         "dataset": run.data_tag,
         "n_per_group": run.n_per_group,
+        "design": "total" if run.n_obs and run.n_groups else "per_group",
     }
     if truth is not None:
         attrs["truth"] = json.dumps(truth, default=_to_list)

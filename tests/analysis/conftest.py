@@ -7,6 +7,12 @@ import numpy as np
 import pytest
 
 COEFS = ["intercept", "x1", "x2"]
+LABELS = {
+    "random_intercept": "M0",
+    "linear": "M1",
+    "random_intercept_nc": "M2",
+    "logistic_random_intercept": "M3",
+}
 MODEL_PARAMS = {
     "linear": ("beta", "tau_e"),
     "random_intercept": ("beta", "u", "tau_e", "tau_u"),
@@ -28,6 +34,7 @@ def make_fit(
     analytic=False,
     diverging=0,
     dataset="sim",
+    family=None,
 ):
     """A fit whose every parameter has posterior SD ``sd`` (precisions: positive draws)."""
     rng = rng or np.random.default_rng(seed)
@@ -58,8 +65,12 @@ def make_fit(
     )
     idata.posterior.attrs.update(
         model=model,
+        model_label=LABELS[model],
+        likelihood="bernoulli" if model.startswith("logistic") else "gaussian",
+        posterior_model=model.removesuffix("_nc"),
         backend=backend,
         method=method,
+        family=family or {"advi": "mean_field", "cavi": "block"}.get(method, ""),
         seed=seed,
         dataset=dataset,
         n_groups=n_groups if model != "linear" else 0,

@@ -31,7 +31,7 @@ def test_gate_passes_good_and_flags_bad_references(fit_factory):
     assert mcmc_gate(divergent, thresholds=GateThresholds(max_divergences=5)).passed
     single = fit_factory(chains=1, draws=4000)
     assert "single chain" in mcmc_gate(single).label
-    exact = fit_factory(model="linear", backend="reference", method="exact", chains=1, draws=10)
+    exact = fit_factory(model="linear", backend="conjugate", method="exact", chains=1, draws=10)
     assert mcmc_gate(exact).passed
 
 
@@ -43,7 +43,7 @@ def _study_fits(fit_factory):
             fits.append(
                 fit_factory(
                     model=model,
-                    backend="reference",
+                    backend="conjugate",
                     method="cavi",
                     n_groups=q,
                     sd=0.5,
@@ -54,17 +54,17 @@ def _study_fits(fit_factory):
             )
             fits.append(
                 fit_factory(
-                    model=model, backend="reference", method="gibbs", n_groups=q, draws=300, rng=rng
+                    model=model, backend="conjugate", method="gibbs", n_groups=q, draws=300, rng=rng
                 )
             )
     fits.append(
         fit_factory(
-            model="linear", backend="reference", method="cavi", sd=0.5, chains=1, draws=400, rng=rng
+            model="linear", backend="conjugate", method="cavi", sd=0.5, chains=1, draws=400, rng=rng
         )
     )
     fits.append(
         fit_factory(
-            model="linear", backend="reference", method="gibbs", draws=300, rng=rng, diverging=1
+            model="linear", backend="conjugate", method="gibbs", draws=300, rng=rng, diverging=1
         )
     )
     return fits
@@ -113,10 +113,10 @@ def test_tidy_and_wide_tables_follow_the_vi1_layout(fit_factory, tmp_path):
     assert set(vectors.label) == {r for r in VI1_ROWS if r != "M1"} and set(vectors.variable) == {
         "u"
     }
-    markdown = (tmp_path / "ratios_wide_reference-cavi_vs_reference-gibbs.md").read_text()
+    markdown = (tmp_path / "ratios_wide_conjugate-cavi.block_vs_conjugate-gibbs.md").read_text()
     assert "| M0_Q5 |" in markdown and "**0." in markdown and "| M1 † |" in markdown
     reread = pd.read_csv(
-        tmp_path / "ratios_wide_reference-cavi_vs_reference-gibbs.csv", index_col="Model"
+        tmp_path / "ratios_wide_conjugate-cavi.block_vs_conjugate-gibbs.csv", index_col="Model"
     )
     assert list(reread.index) == list(VI1_ROWS)
 
@@ -166,7 +166,7 @@ def test_reference_diagnostics_are_per_element_and_reach_the_tidy_table(fit_fact
     rows = tidy.set_index("parameter")
     assert rows.at["u_2", "rhat"] == worst["u_2"] and rows.at["u_0", "rhat"] < 1.01
     assert (tidy.gate == tidy.gate[0]).all() and tidy.gate[0].startswith("FAIL: R-hat")
-    exact = fit_factory(model="linear", backend="reference", method="exact", chains=1)
+    exact = fit_factory(model="linear", backend="conjugate", method="exact", chains=1)
     assert reference_diagnostics(exact)[["rhat", "ess_bulk"]].isna().all().all()
 
 
@@ -187,7 +187,10 @@ def test_a_failing_reference_is_flagged_in_every_table(fit_factory, tmp_path, fa
     assert wide.at["M0_Q5", "reference_gate"].startswith("FAIL")
     assert "| M0_Q5 † |" in to_markdown(wide)
     write_tables(tidy, tmp_path, [pair])
-    assert "M0_Q5 †" in (tmp_path / "ratios_wide_numpyro-advi_vs_numpyro-nuts.md").read_text()
+    assert (
+        "M0_Q5 †"
+        in (tmp_path / "ratios_wide_numpyro-advi.mean_field_vs_numpyro-nuts.md").read_text()
+    )
     assert "FAIL" in (tmp_path / "ratios_tidy.csv").read_text()
 
 
@@ -199,7 +202,7 @@ def test_wide_table_options_and_errors(fit_factory):
             fits.append(
                 fit_factory(
                     model="linear",
-                    backend="reference",
+                    backend="conjugate",
                     method=method,
                     sd=sd,
                     chains=chains,

@@ -15,7 +15,7 @@ def test_analytic_moments_give_exact_ratios(fit_factory):
     vb = fit_factory(
         model="linear",
         method="cavi",
-        backend="reference",
+        backend="conjugate",
         sd=0.5,
         analytic=True,
         chains=1,
@@ -24,7 +24,7 @@ def test_analytic_moments_give_exact_ratios(fit_factory):
     ref = fit_factory(
         model="linear",
         method="exact",
-        backend="reference",
+        backend="conjugate",
         sd=2.0,
         analytic=True,
         chains=1,
@@ -139,7 +139,7 @@ def test_analysis_imports_no_backend():
 
 def test_one_analytic_side_keeps_the_other_sides_error(fit_factory):
     vb = fit_factory(model="linear", method="advi", chains=1, draws=4000, sd=0.5, seed=1)
-    exact = fit_factory(model="linear", backend="reference", method="exact", sd=1.0, seed=2)
+    exact = fit_factory(model="linear", backend="conjugate", method="exact", sd=1.0, seed=2)
     exact.posterior.attrs["analytic_moments"] = json.dumps({"tau_e": {"mean": 10.0, "sd": 1.0}})
     row = sd_ratio(vb, exact, ["tau_e"]).iloc[0]
     assert row.se_ref == 0.0 and row.se_vb > 0 and not row.analytic
@@ -152,7 +152,7 @@ def test_degenerate_sides_give_nan_not_zero_or_inf(fit_factory):
     stuck.posterior["tau_u"][:] = 3.0
     row = sd_ratio(vb, stuck, ["tau_u"]).iloc[0]
     assert row.sd_ref == 0.0 and np.isnan([row.ratio, row.lo, row.hi]).all()
-    no_moment = fit_factory(model="linear", backend="reference", method="exact")
+    no_moment = fit_factory(model="linear", backend="conjugate", method="exact")
     no_moment.posterior.attrs["analytic_moments"] = json.dumps(
         {"sigma2_e": {"mean": float("inf"), "sd": float("inf")}}
     )
@@ -161,7 +161,7 @@ def test_degenerate_sides_give_nan_not_zero_or_inf(fit_factory):
 
 
 def test_analytic_moments_must_match_the_elements(fit_factory):
-    vb = fit_factory(model="linear", method="cavi", backend="reference", chains=1)
+    vb = fit_factory(model="linear", method="cavi", backend="conjugate", chains=1)
     vb.posterior.attrs["analytic_moments"] = json.dumps({"beta": {"mean": [0, 0], "sd": [1, 1]}})
     with pytest.raises(ValueError, match=r"analytic_moments\['beta'\]: 2 SDs for 3 elements"):
         sd_ratio(vb, fit_factory(model="linear"), ["beta"])

@@ -1,4 +1,4 @@
-"""Every (model, backend, method) of the two PPL engines returns the contract of DESIGN.md."""
+"""Every (model, backend, method) of the two PPL engines returns the contract of ARCHITECTURE.md."""
 
 import json
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from inference import fit
-from inference.settings import AdviSettings, NutsSettings, resolve_settings
+from inference import fit, resolve_settings
+from inference.settings import AdviSettings, NutsSettings
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,12 @@ def data(tiny_data):
         ({"settings": NutsSettings()}, r"expected a mapping or AdviSettings"),
         ({"priors": {"a_z": 1.0}}, r"unknown hyper-parameter\(s\) \['a_z'\]"),
         ({"seed": -1}, r"seed: expected a non-negative integer"),
+        ({"family": "diagonal"}, r"family: numpyro/advi has no family 'diagonal'; valid: \['mean"),
+        ({"method": "nuts", "family": "block"}, r"family: numpyro/nuts is not variational"),
+        (
+            {"backend": "conjugate", "method": "cavi", "family": "full_rank"},
+            r"family: conjugate/cavi has no family 'full_rank'; valid: \['mean_field', 'block'\]",
+        ),
     ],
 )
 def test_bad_arguments_raise_value_errors_naming_the_valid_choices(data, kwargs, message):
@@ -46,6 +52,7 @@ def test_linear_data_cannot_fit_a_hierarchical_model(tiny_data):
         fit("random_intercept", tiny_data["linear"], backend="pymc", method="advi")
 
 
-def test_settings_table_resolves_per_pair():
+def test_settings_table_resolves_per_entry():
     assert resolve_settings("pymc", "advi", {"tol": 1e-3}) == AdviSettings(tol=1e-3)
+    assert resolve_settings("pymc", "advi", family="block") == AdviSettings()
     assert resolve_settings("numpyro", "nuts") == NutsSettings()

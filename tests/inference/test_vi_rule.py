@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from inference._vi import ConvergenceRule, learning_rate_at, max_windows, optimise
+from inference.vi import ConvergenceRule, learning_rate_at, max_windows, optimise
 
 
 def test_learning_rate_halves_after_decay_steps():

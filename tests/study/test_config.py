@@ -26,12 +26,12 @@ method = "advi"
 settings = { max_steps = 500 }
 
 [[fit]]
-backend = "reference"
+backend = "conjugate"
 method = "gibbs"
 
 [[compare]]
 vb = "numpyro/advi"
-reference = "reference/gibbs"
+reference = "conjugate/gibbs"
 """
 
 
@@ -47,8 +47,8 @@ def test_valid_study_expands_to_named_runs(tmp_path):
     assert len(runs) == (2 * 2 + 1) * 2 * 2  # (2 models x 2 Q + boston) x 2 fits x 2 seeds
     keys = {run.key for run in runs}
     assert len(keys) == len(runs)
-    assert "sim_q5-random_intercept-numpyro-advi-0" in keys
-    assert "boston-linear-reference-gibbs-1" in keys
+    assert "sim_q5_r4-random_intercept-numpyro-advi.mean_field-0" in keys
+    assert "boston-linear-conjugate-gibbs-1" in keys
     hashes = {run.content_hash for run in runs}
     assert len(hashes) == len(runs)
 
@@ -99,13 +99,13 @@ def test_missing_tables_and_files(tmp_path):
 
 def test_fit_restricted_to_unsupported_model(tmp_path):
     text = VALID.replace('method = "gibbs"', 'method = "exact"\nmodels = ["random_intercept"]')
-    with pytest.raises(StudyConfigError, match=r"fit\[1\]\.models: reference/exact cannot fit"):
+    with pytest.raises(StudyConfigError, match=r"fit\[1\]\.models: conjugate/exact cannot fit"):
         load_study(_write(tmp_path, text))
 
 
 def test_unsupported_pairs_are_left_out(tmp_path):
     text = VALID.replace('method = "gibbs"', 'method = "exact"').replace(
-        'reference = "reference/gibbs"', 'reference = "reference/exact"'
+        'reference = "conjugate/gibbs"', 'reference = "conjugate/exact"'
     )
     runs = expand(load_study(_write(tmp_path, text)))
     exact = [run for run in runs if run.method == "exact"]
@@ -115,7 +115,7 @@ def test_unsupported_pairs_are_left_out(tmp_path):
 def test_bundled_studies_load():
     from study.reproduce import reproduction_study
 
-    assert len(expand(reproduction_study())) == 92
+    assert len(expand(reproduction_study())) == 135
     assert load_study("studies/example.toml").name == "example"
 
 
@@ -127,10 +127,12 @@ def test_a_fit_may_repeat_with_other_settings_for_other_models(tmp_path):
         'models = ["random_intercept_nc", "linear"]\n',
     )
     runs = {run.key: run for run in expand(load_study(_write(tmp_path, repeated)))}
-    assert runs["sim_q5-random_intercept-numpyro-advi-0"].settings == {"max_steps": 500}
-    assert runs["sim_q5-random_intercept_nc-numpyro-advi-0"].settings == {}
-    assert runs["boston-linear-numpyro-advi-1"].settings == {}
+    assert runs["sim_q5_r4-random_intercept-numpyro-advi.mean_field-0"].settings == {
+        "max_steps": 500
+    }
+    assert runs["sim_q5_r4-random_intercept_nc-numpyro-advi.mean_field-0"].settings == {}
+    assert runs["boston-linear-numpyro-advi.mean_field-1"].settings == {}
     overlapping = repeated.replace('models = ["random_intercept_nc", "linear"]\n', "")
-    with pytest.raises(StudyConfigError, match=r"fit\[1\]: numpyro/advi already fits "
+    with pytest.raises(StudyConfigError, match=r"fit\[1\]: numpyro/advi:mean_field already fits "
                        r"'random_intercept' in fit\[0\]"):  # fmt: skip
         load_study(_write(tmp_path, overlapping))

@@ -27,18 +27,18 @@ n_groups = [3]
 n_per_group = 5
 
 [[fit]]
-backend = "reference"
+backend = "conjugate"
 method = "exact"
 settings = { num_draws = 50 }
 
 [[fit]]
-backend = "reference"
+backend = "conjugate"
 method = "gibbs"
 settings = { num_chains = 2, num_burnin = 20, num_draws = 30 }
 
 [[compare]]
-vb = "reference/exact"
-reference = "reference/gibbs"
+vb = "conjugate/exact"
+reference = "conjugate/gibbs"
 """
 
 
@@ -69,7 +69,7 @@ def test_tiny_study_runs_then_does_no_work(tiny_study, tmp_path):
 def test_deleted_run_is_redone_alone(tiny_study, tmp_path):
     out = tmp_path / "out"
     run_study(tiny_study, out)
-    victim = out / "runs" / "sim_q3-random_intercept-reference-gibbs-0.nc"
+    victim = out / "runs" / "sim_q3_r5-random_intercept-conjugate-gibbs-0.nc"
     victim.unlink()
     before = _mtimes(out)
     result = run_study(tiny_study, out)
@@ -174,7 +174,7 @@ def test_a_second_pymc_run_waits_while_other_work_is_pending():
         return Run(model="linear", backend=backend, method=method, seed=0, dataset="boston")
 
     pymc_advi, pymc_nuts = run("pymc", "advi"), run("pymc", "nuts")
-    numpyro, gibbs = run("numpyro", "advi"), run("reference", "gibbs")
+    numpyro, gibbs = run("numpyro", "advi"), run("conjugate", "gibbs")
     pending = [pymc_advi, pymc_nuts, numpyro, gibbs]
     assert next_run(pending, []) is pymc_advi
     assert next_run(pending[1:], [pymc_advi]) is numpyro  # PyTensor's compile lock is busy
@@ -201,6 +201,6 @@ def test_a_run_that_kills_its_worker_fails_alone(tiny_study, tmp_path):
     finally:
         pool.shutdown()
     assert sorted(records) == sorted(run.key for run in runs)
-    culprit = records.pop("sim_n40-linear-reference-gibbs-0")
+    culprit = records.pop("sim_n40-linear-conjugate-gibbs-0")
     assert culprit["status"] == "failed" and "worker process died" in culprit["error"]
     assert all(record["status"] == "done" for record in records.values()), records

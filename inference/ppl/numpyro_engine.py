@@ -1,4 +1,4 @@
-"""NumPyro engines: mean-field ADVI (SVI with `AutoNormal`) and NUTS, compiled once per problem.
+"""NumPyro engines: ADVI of every family (SVI with an autoguide) and NUTS, compiled once.
 
 A *problem* is (model, priors, settings, shape of the data). Its programs are compiled ahead of
 time (``jax.jit(...).lower(...).compile()``) on the first fit and kept in a module-level cache, so a
@@ -6,10 +6,13 @@ second fit to new data of the same shape reuses them: its ``compile_time_s`` is 
 ``run_time_s`` is the run alone.
 
 ADVI
-    `AutoNormal` (mean-field Gaussian in the unconstrained space; locations start at the prior
-    means like PyMC's initial point, scales at ``init_scale``, scales parameterised through
-    softplus like PyMC's ``rho``), `Trace_ELBO` with ``num_particles`` samples, Adam with the
-    decaying step size and the windowed convergence rule of `inference._vi`. Each window of
+    The family is the guide (`_guide`): `AutoNormal` (``mean_field``: a Gaussian with diagonal
+    covariance in the unconstrained space; scales parameterised through softplus like PyMC's
+    ``rho``), `AutoMultivariateNormal` (``full_rank``) or, for ``block``, an `AutoGuideList`
+    of an `AutoMultivariateNormal` over the effects (``spec.effects``) and an `AutoNormal` over
+    the rest. Locations start at the prior means like PyMC's initial point, scales at
+    ``init_scale``. `Trace_ELBO` with ``num_particles`` samples, Adam with the
+    decaying step size and the windowed convergence rule of `inference.vi`. Each window of
     steps is one compiled ``lax.scan``; the rule is checked on the host between windows.
 NUTS
     NumPyro's NUTS kernel (diagonal mass matrix and step size adapted during warm-up, the
@@ -35,15 +38,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax, random
 
-from inference._vi import learning_rate_at, optimise
 from inference.contract import build_inference_data
+from inference.ppl.programs import ProgramCache, problem_key
 from inference.settings import AdviSettings, NutsSettings
+from inference.vi import DenseFactor, fit_advi, gaussian_variational, learning_rate_at
 from models.spec import ModelSpec, RegressionData
 
 BACKEND = "numpyro"
 CHAIN_METHOD = "sequential"
 """How NUTS chains run inside the compiled program: ``"sequential"`` or ``"vectorized"``."""
-_PROGRAMS: dict[tuple, Any] = {}
+_PROGRAMS = ProgramCache()
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class _SviProgram:
     init: Callable[..., Any]
     run_window: Callable[..., Any]
     draw: Callable[..., Any]
+    dense_sites: tuple[tuple[str, int], ...]
+    transforms: dict[str, str]
 
 
 def _bound_model(spec: ModelSpec, priors: Any, n_groups: int) -> Callable[..., None]:
@@ -68,35 +74,86 @@ def _arrays(data: RegressionData) -> tuple[jax.Array, jax.Array | None, jax.Arra
     return jnp.asarray(data.X, dtype=jnp.float64), group, jnp.asarray(data.y, dtype=jnp.float64)
 
 
-def _problem_key(method: str, spec: ModelSpec, data: RegressionData, priors, settings) -> tuple:
-    return (method, spec.name, priors, settings, data.X.shape, data.n_groups, CHAIN_METHOD)
-
-
-def _cached(key: tuple, build: Callable[[], Any]) -> tuple[Any, float]:
-    """The cached program of ``key``, building (and timing) it on a miss."""
-    if key in _PROGRAMS:
-        return _PROGRAMS[key], 0.0
-    start = time.perf_counter()
-    _PROGRAMS[key] = build()
-    return _PROGRAMS[key], time.perf_counter() - start
-
-
 def clear_cache() -> None:
     """Forget every compiled program (the next fit of each problem compiles again)."""
     _PROGRAMS.clear()
 
 
+def _guide(model: Callable[..., None], spec: ModelSpec, family: str, init_scale: float) -> Any:
+    """The autoguide of ``family``: `AutoNormal`, `AutoMultivariateNormal`, or both in a list.
+
+    ``block``: one `AutoMultivariateNormal` over the sites that carry the fixed and random
+    effects (``spec.effects``) and `AutoNormal` over the rest. Locations start at the prior
+    means (``init_to_mean``), every scale at ``init_scale``.
+    """
+    from numpyro.handlers import block
+    from numpyro.infer import init_to_mean
+    from numpyro.infer.autoguide import AutoGuideList, AutoMultivariateNormal, AutoNormal
+
+    options = {"init_loc_fn": init_to_mean, "init_scale": init_scale}
+    if family == "mean_field":
+        return AutoNormal(model, **options)
+    if family == "full_rank":
+        return AutoMultivariateNormal(model, **options)
+    if family == "block":
+        effects = set(spec.effects)
+
+        def other_sites(site: dict) -> bool:  # plates stay visible to both parts
+            return site["type"] in ("sample", "deterministic") and site.get("name") not in effects
+
+        def effect_sites(site: dict) -> bool:
+            return site["type"] == "deterministic" or site.get("name") in effects
+
+        guide = AutoGuideList(model, init_loc_fn=init_to_mean)
+        guide.append(AutoMultivariateNormal(block(model, hide_fn=other_sites), **options))
+        guide.append(AutoNormal(block(model, hide_fn=effect_sites), **options))
+        return guide
+    raise ValueError(f"family: numpyro/advi has no family {family!r}")
+
+
+def _dense_part(guide: Any) -> Any:
+    """The `AutoMultivariateNormal` of a guide (itself, or the first part of a list), or None."""
+    from numpyro.infer.autoguide import AutoGuideList, AutoMultivariateNormal
+
+    if isinstance(guide, AutoGuideList):
+        guide = guide._guides[0]
+    return guide if isinstance(guide, AutoMultivariateNormal) else None
+
+
+def _layout(guide: Any) -> tuple[tuple[tuple[str, int], ...], dict[str, str]]:
+    """Sites (and sizes) of the dense factor, in its order, and each latent site's transform.
+
+    Read from a guide that has been set up (its prototype trace, in or out of a trace).
+    """
+    from numpyro.distributions import biject_to
+    from numpyro.distributions.transforms import ExpTransform
+    from numpyro.infer.autoguide import AutoGuideList
+
+    parts = guide._guides if isinstance(guide, AutoGuideList) else [guide]
+    transforms = {}
+    for part in parts:
+        for name, site in part.prototype_trace.items():
+            if site["type"] == "sample" and not site["is_observed"]:
+                exp = isinstance(biject_to(site["fn"].support), ExpTransform)
+                transforms[name] = "log" if exp else "identity"
+    dense = _dense_part(guide)
+    if dense is None:
+        return (), transforms
+    sites = tuple((name, int(np.size(v))) for name, v in dense._init_locs.items())
+    return sites, transforms
+
+
 def _build_svi(
-    spec: ModelSpec, data: RegressionData, priors: Any, settings: AdviSettings
+    spec: ModelSpec, data: RegressionData, priors: Any, settings: AdviSettings, family: str
 ) -> _SviProgram:
     """Compile the three ADVI programs: initial state, one window of steps, draws from q.
 
-    Each program gets its own guide object: an `AutoNormal` sets itself up (traces the model) the
+    Each program gets its own guide object: an autoguide sets itself up (traces the model) the
     first time it is called, and doing that inside the program being compiled keeps its arrays in
-    that program (eager set-up costs seconds of op-by-op compilation on a cold start).
+    that program (eager set-up costs seconds of op-by-op compilation on a cold start). The draw
+    program also returns the fitted parameters of q (constrained: scales, Cholesky factors).
     """
-    from numpyro.infer import SVI, Predictive, Trace_ELBO, init_to_mean
-    from numpyro.infer.autoguide import AutoNormal
+    from numpyro.infer import SVI, Predictive, Trace_ELBO
     from numpyro.optim import Adam
 
     model = _bound_model(spec, priors, data.n_groups)
@@ -105,11 +162,11 @@ def _build_svi(
         return learning_rate_at(step, settings.learning_rate, settings.lr_decay_steps)
 
     def new_svi() -> tuple[Any, Any]:
-        guide = AutoNormal(model, init_loc_fn=init_to_mean, init_scale=settings.init_scale)
+        guide = _guide(model, spec, family, settings.init_scale)
         loss = Trace_ELBO(num_particles=settings.num_particles)
         return SVI(model, guide, Adam(schedule), loss), guide
 
-    svi_init, svi_run, (svi_draw, guide_draw) = new_svi()[0], new_svi()[0], new_svi()
+    (svi_init, guide_init), svi_run, (svi_draw, guide_draw) = new_svi(), new_svi()[0], new_svi()
 
     def run_window(state, X, group, y):
         def step(state, _):
@@ -118,14 +175,15 @@ def _build_svi(
         return lax.scan(step, state, None, length=settings.window)
 
     def draw(key, state, X, group, y):
+        params = svi_draw.get_params(state)
         predictive = Predictive(
             model,
             guide=guide_draw,
-            params=svi_draw.get_params(state),
+            params=params,
             num_samples=settings.num_draws,
             return_sites=list(spec.parameters),
         )
-        return predictive(key, X, group, y)
+        return predictive(key, X, group, y), params
 
     arrays = _arrays(data)
     key = random.PRNGKey(0)
@@ -133,10 +191,55 @@ def _build_svi(
     # `SVI.init` records the (static) transforms of the guide's parameters; share them.
     svi_run.constrain_fn = svi_draw.constrain_fn = svi_init.constrain_fn
     state = jax.eval_shape(svi_init.init, key, *arrays)
+    dense_sites, transforms = _layout(guide_init)
     return _SviProgram(
         init=init,
         run_window=jax.jit(run_window).lower(state, *arrays).compile(),
         draw=jax.jit(draw).lower(key, state, *arrays).compile(),
+        dense_sites=dense_sites,
+        transforms=transforms,
+    )
+
+
+class _SviRun:
+    """One ADVI optimisation with a compiled `_SviProgram` (an `inference.vi.AdviRun`)."""
+
+    def __init__(self, program: _SviProgram, spec: ModelSpec, data: RegressionData, seed: int):
+        self.program, self.spec = program, spec
+        self.arrays = _arrays(data)
+        self.key_optimise, self.key_draw = random.split(random.PRNGKey(seed))
+        self.state = program.init(self.key_optimise, *self.arrays)
+        self.params: dict[str, np.ndarray] = {}
+
+    def run_window(self) -> np.ndarray:
+        self.state, losses = self.program.run_window(self.state, *self.arrays)
+        return np.asarray(losses)
+
+    def draws(self, num_draws: int) -> dict[str, np.ndarray]:
+        draws, params = self.program.draw(self.key_draw, self.state, *self.arrays)
+        self.params = {name: np.asarray(value) for name, value in params.items()}
+        return {name: np.asarray(value)[np.newaxis] for name, value in draws.items()}
+
+    def variational(self) -> Any:
+        return _variational(self.params, self.program, self.spec)
+
+
+def _variational(params: dict[str, np.ndarray], program: _SviProgram, spec: ModelSpec) -> Any:
+    """The ``variational`` group from the fitted guide parameters (see `gaussian_variational`)."""
+    dims = {**spec.parameters, **{name: ("group",) for name in spec.internal}}
+    diagonal = {
+        site: (dims.get(site, ()), params[f"{site}_auto_loc"], params[f"{site}_auto_scale"])
+        for site in program.transforms
+        if f"{site}_auto_loc" in params
+    }
+    dense = {}
+    if program.dense_sites:
+        dense["block"] = DenseFactor(
+            program.dense_sites, params["auto_loc"], params["auto_scale_tril"]
+        )
+    family = "full_rank" if dense and not diagonal else ("block" if dense else "mean_field")
+    return gaussian_variational(
+        family=family, diagonal=diagonal, dense=dense, transforms=program.transforms
     )
 
 
@@ -147,9 +250,10 @@ def advi(
     priors: Any,
     settings: AdviSettings,
     seed: int,
+    family: str | None = "mean_field",
     progressbar: bool = False,
 ) -> az.InferenceData:
-    """Mean-field ADVI with NumPyro (SVI, `AutoNormal`); see the module docstring.
+    """ADVI with NumPyro (SVI with the autoguide of ``family``); see the module docstring.
 
     Parameters
     ----------
@@ -163,50 +267,34 @@ def advi(
         Optimisation and convergence settings.
     seed : int
         Seed of the ELBO samples and of the draws from q.
+    family : {"mean_field", "block", "full_rank"}
+        `AutoNormal`; `AutoMultivariateNormal` over ``spec.effects`` with `AutoNormal` over
+        the rest (an `AutoGuideList`); `AutoMultivariateNormal` over everything.
     progressbar : bool
         Show a bar over windows of steps.
 
     Returns
     -------
     arviz.InferenceData
-        The contract: ``posterior`` with ``num_draws`` draws from q (one chain) and ``vi_trace``.
+        The contract: ``posterior`` with ``num_draws`` draws from q (one chain), ``vi_trace``
+        and ``variational`` (``<site>_loc``/``<site>_scale`` of the mean-field factors,
+        ``block_loc``/``block_scale_tril`` of the dense one, unconstrained space).
     """
-    key = _problem_key("advi", spec, data, priors, settings)
-    program, compile_time = _cached(key, lambda: _build_svi(spec, data, priors, settings))
-    X, group, y = _arrays(data)
-    start = time.perf_counter()
-    key_optimise, key_draw = random.split(random.PRNGKey(seed))
-    state = program.init(key_optimise, X, group, y)
-
-    def run_window() -> np.ndarray:
-        nonlocal state
-        state, losses = program.run_window(state, X, group, y)
-        return np.asarray(losses)
-
-    losses, converged = optimise(
-        run_window,
-        tol=settings.tol,
-        min_steps=settings.min_steps,
-        max_steps=settings.max_steps,
-        window=settings.window,
-        progressbar=progressbar,
-        description=f"numpyro ADVI {spec.name}",
+    family = family or "mean_field"
+    key = problem_key(f"advi:{family}", spec, data, priors, settings, CHAIN_METHOD)
+    program, compile_time = _PROGRAMS.get(
+        key, lambda: _build_svi(spec, data, priors, settings, family)
     )
-    draws = program.draw(key_draw, state, X, group, y)
-    draws = {name: np.asarray(value)[np.newaxis] for name, value in draws.items()}
-    run_time = time.perf_counter() - start
-    return build_inference_data(
+    return fit_advi(
+        lambda: _SviRun(program, spec, data, seed),
         spec,
         data,
-        draws,
         backend=BACKEND,
-        method="advi",
-        seed=seed,
+        family=family,
         settings=settings,
+        seed=seed,
         compile_time_s=compile_time,
-        run_time_s=run_time,
-        vi_loss=losses,
-        extra_attrs={"vi_steps": int(losses.size), "vi_converged": int(converged)},
+        progressbar=progressbar,
     )
 
 
@@ -278,6 +366,7 @@ def nuts(
     priors: Any,
     settings: NutsSettings,
     seed: int,
+    family: str | None = None,
     progressbar: bool = False,
 ) -> az.InferenceData:
     """NUTS with NumPyro's kernel, all chains in one compiled program; see the module docstring.
@@ -303,8 +392,8 @@ def nuts(
         The contract: ``posterior`` ``(chain, draw, ...)`` and ``sample_stats`` (``diverging``,
         ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``, ``step_size``, ``lp``).
     """
-    key = _problem_key("nuts", spec, data, priors, settings)
-    program, compile_time = _cached(key, lambda: _build_nuts(spec, data, priors, settings))
+    key = problem_key("nuts", spec, data, priors, settings, CHAIN_METHOD)
+    program, compile_time = _PROGRAMS.get(key, lambda: _build_nuts(spec, data, priors, settings))
     start = time.perf_counter()
     keys = random.split(random.PRNGKey(seed), settings.num_chains)
     draws, stats = jax.block_until_ready(program(keys, *_arrays(data)))

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.reference_stats import GaussianStats, precision_moments, vector_moments
+from inference.conjugate.stats import GaussianStats, precision_moments, vector_moments
 from models.linear import LinearPriors
 
 

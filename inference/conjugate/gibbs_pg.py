@@ -1,6 +1,6 @@
 """Pólya-Gamma Gibbs sampler of the logistic random-intercept model (M3), after Polson, Scott &
 Windle (2013), "Bayesian inference for logistic models using Pólya-Gamma latent variables",
-JASA 108(504), with random intercepts (all chains in one array, as in `inference.gibbs`).
+JASA 108(504), with random intercepts (all chains in one array, as in `inference.conjugate.gibbs`).
 
 With ``eta_i = x_i'beta + u_{g(i)}``, ``kappa_i = y_i - 1/2`` and ``Omega = diag(omega)``:
 
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from polyagamma import random_polyagamma
 
-from inference.gibbs import (
+from inference.conjugate.gibbs import (
     GibbsResult,
     State,
     block_size,
@@ -36,7 +36,7 @@ from inference.gibbs import (
     run_chains,
     stacked_noise,
 )
-from inference.reference_stats import LOG_2PI, gamma_expected_log_density
+from inference.conjugate.stats import LOG_2PI, gamma_expected_log_density
 from models.logistic_random_intercept import LogisticPriors
 from models.spec import RegressionData
 

@@ -6,7 +6,7 @@ normals and standard Gamma variates: every Gamma shape below is fixed, only the 
 a sweep is a few array operations on ``(chain, ...)`` arrays.
 
 Linear model (M1), ``Lambda_n = X'X + lambda0 I = V diag(d) V'`` and ``m_n`` as in
-`inference.exact`:
+`inference.conjugate.exact`:
 
     beta  | tau_e ~ N(m_n, (tau_e Lambda_n)^-1)         (beta = m_n + V z / sqrt(tau_e d))
     tau_e | beta  ~ Gamma(a_e + (n + p)/2, b_e + (||y - X beta||^2 + lambda0 ||beta - m0||^2)/2)
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.reference_stats import LOG_2PI, GaussianStats, gamma_expected_log_density
+from inference.conjugate.stats import LOG_2PI, GaussianStats, gamma_expected_log_density
 from models.linear import LinearPriors
 from models.random_intercept import RandomInterceptPriors
 from models.spec import RegressionData

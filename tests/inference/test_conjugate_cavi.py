@@ -1,4 +1,4 @@
-"""``reference/cavi``: exact means on the linear model, a monotone ELBO that is the true ELBO,
+"""``conjugate/cavi``: exact means on the linear model, a monotone ELBO that is the true ELBO,
 agreement with a long NumPyro ``AutoNormal`` fit, and PG-CAVI against NUTS and the truth."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
-from reference_helpers import (
+from conjugate_helpers import (
     assert_monotone,
     assert_within_mc_error,
     case,
@@ -91,7 +91,7 @@ def test_elbo_is_monotone_on_a_slow_unbalanced_problem() -> None:
     idata = fit(
         "random_intercept",
         data,
-        backend="reference",
+        backend="conjugate",
         method="cavi",
         settings={"tol": 1e-15, "max_iter": 400},
     )

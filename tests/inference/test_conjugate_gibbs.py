@@ -1,11 +1,11 @@
-"""``reference/gibbs``: against the exact posterior, against NUTS, the truth, seeds and the
+"""``conjugate/gibbs``: against the exact posterior, against NUTS, the truth, seeds and the
 sample statistics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference_helpers import (
+from conjugate_helpers import (
     assert_within_mc_error,
     case,
     mean_and_se,
@@ -93,7 +93,7 @@ def test_same_seed_same_draws_and_noncentred_is_sampled_centred() -> None:
     settings = {"num_chains": 2, "num_burnin": 50, "num_draws": 100}
 
     def run(model: str, seed: int):
-        return fit(model, data, backend="reference", method="gibbs", settings=settings, seed=seed)
+        return fit(model, data, backend="conjugate", method="gibbs", settings=settings, seed=seed)
 
     first, again, other = (
         run("random_intercept", 5),
@@ -115,7 +115,7 @@ def test_thinning_progressbar_and_netcdf(model: str, tmp_path) -> None:
     data, _ = case(model)
     settings = {"num_chains": 3, "num_burnin": 10, "num_draws": 7, "thin": 3}
     idata = fit(
-        model, data, backend="reference", method="gibbs", settings=settings, progressbar=True
+        model, data, backend="conjugate", method="gibbs", settings=settings, progressbar=True
     )
     assert idata.posterior["beta"].shape == (3, 7, data.n_coef)
     assert idata.posterior.attrs["sweeps_per_second"] > 0

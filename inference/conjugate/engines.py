@@ -1,17 +1,19 @@
-"""Backend ``reference``: the study's own closed-form and conjugate methods, in NumPy.
+"""Backend ``conjugate``: closed-form and conditionally conjugate algorithms, in NumPy.
 
-- `exact`: the Normal–Gamma posterior of the linear model (`inference.exact`).
-- `cavi`: coordinate-ascent mean-field VB with closed-form updates (`inference.cavi` for the
-  Gaussian models, Ormerod & Wand 2010; `inference.cavi_pg` for the logistic model with
-  Pólya-Gamma augmentation, Durante & Rigon 2019).
-- `gibbs`: conditionally conjugate Gibbs samplers (`inference.gibbs`; `inference.gibbs_pg` with
-  Pólya-Gamma draws for the logistic model).
+- `exact`: the Normal–Gamma posterior of the linear model (`inference.conjugate.exact`).
+- `cavi`: coordinate-ascent VB with closed-form updates, family ``mean_field``
+  (`inference.conjugate.cavi` for the Gaussian models, Ormerod & Wand 2010;
+  `inference.conjugate.cavi_pg` for the logistic model with Pólya-Gamma augmentation, Durante &
+  Rigon 2019) or ``block`` (q(beta, u) jointly Gaussian, `inference.conjugate.cavi_block`).
+- `gibbs`: conditionally conjugate Gibbs samplers (`inference.conjugate.gibbs`;
+  `inference.conjugate.gibbs_pg` with Pólya-Gamma draws for the logistic model).
 
-Each engine has the signature of every engine (``spec, data, *, priors, settings, seed,
-progressbar``) and returns the contract `InferenceData` of `inference.contract`. Exact and CAVI
-store their analytic moments in ``posterior.attrs["analytic_moments"]`` and their draws as one
-chain; CAVI stores its ELBO per sweep in ``vi_trace``; Gibbs stores ``lp`` (log joint density of
-the data and the parameters, constrained space) and ``diverging`` (all False) in ``sample_stats``.
+Each engine satisfies `inference.engine.Engine` and returns the contract `InferenceData` of
+`inference.contract`. Exact and CAVI store their analytic moments in
+``posterior.attrs["analytic_moments"]`` and their draws as one chain; CAVI stores its ELBO per
+sweep in ``vi_trace`` and its factors' parameters in ``variational``; Gibbs stores ``lp`` (log
+joint density of the data and the parameters, constrained space) and ``diverging`` (all False)
+in ``sample_stats``.
 """
 
 from __future__ import annotations
@@ -22,22 +24,28 @@ from typing import Any
 
 import arviz as az
 import numpy as np
+import xarray as xr
 
-from inference.cavi import cavi_linear, cavi_random_intercept
-from inference.cavi_pg import cavi_logistic
+from inference.conjugate.cavi import cavi_linear, cavi_random_intercept
+from inference.conjugate.cavi_block import cavi_block_logistic, cavi_block_random_intercept
+from inference.conjugate.cavi_pg import cavi_logistic
+from inference.conjugate.exact import normal_gamma_posterior
+from inference.conjugate.gibbs import gibbs_linear, gibbs_random_intercept
+from inference.conjugate.gibbs_pg import gibbs_logistic
+from inference.conjugate.stats import GaussianStats
 from inference.contract import build_inference_data
-from inference.exact import normal_gamma_posterior
-from inference.gibbs import gibbs_linear, gibbs_random_intercept
-from inference.gibbs_pg import gibbs_logistic
-from inference.reference_stats import GaussianStats
 from models.spec import ModelSpec, RegressionData
 
-BACKEND = "reference"
+BACKEND = "conjugate"
 
-CAVI_FITS: dict[str, Callable[..., Any]] = {
-    "linear": cavi_linear,
-    "random_intercept": cavi_random_intercept,
-    "logistic_random_intercept": cavi_logistic,
+# (model, family) -> CAVI algorithm. The linear model has one Gaussian block, beta, in both.
+CAVI_FITS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("linear", "mean_field"): cavi_linear,
+    ("linear", "block"): cavi_linear,
+    ("random_intercept", "mean_field"): cavi_random_intercept,
+    ("random_intercept", "block"): cavi_block_random_intercept,
+    ("logistic_random_intercept", "mean_field"): cavi_logistic,
+    ("logistic_random_intercept", "block"): cavi_block_logistic,
 }
 GIBBS_SAMPLERS: dict[str, Callable[..., Any]] = {
     "linear": gibbs_linear,
@@ -47,7 +55,7 @@ GIBBS_SAMPLERS: dict[str, Callable[..., Any]] = {
 }
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "exact": ("linear",),
-    "cavi": tuple(CAVI_FITS),
+    "cavi": tuple(dict.fromkeys(model for model, _ in CAVI_FITS)),
     "gibbs": tuple(GIBBS_SAMPLERS),
 }
 
@@ -56,9 +64,19 @@ def check_supported(method: str, spec: ModelSpec) -> None:
     """Raise ``ValueError`` naming the model and the supported ones if ``method`` can't fit it."""
     if spec.name not in SUPPORTED[method]:
         raise ValueError(
-            f"model: reference/{method} cannot fit model {spec.name!r}; "
+            f"model: conjugate/{method} cannot fit model {spec.name!r}; "
             f"it fits {list(SUPPORTED[method])}"
         )
+
+
+def factors_dataset(
+    factors: dict[str, tuple[tuple[str, ...], np.ndarray]], family: str
+) -> xr.Dataset:
+    """The ``variational`` group of a CAVI fit: its factors' parameters, constrained space."""
+    return xr.Dataset(
+        {name: (dims, np.asarray(value, dtype=float)) for name, (dims, value) in factors.items()},
+        attrs={"family": family, "space": "constrained", "layout": "cavi"},
+    )
 
 
 def exact(
@@ -68,6 +86,7 @@ def exact(
     priors: Any,
     settings: Any,
     seed: int,
+    family: str | None = None,
     progressbar: bool = False,
 ) -> az.InferenceData:
     """Exact Normal–Gamma posterior of the linear model: analytic moments and iid draws.
@@ -98,7 +117,7 @@ def exact(
 
     See Also
     --------
-    inference.exact.normal_gamma_posterior : the update formulas.
+    inference.conjugate.exact.normal_gamma_posterior : the update formulas.
     """
     check_supported("exact", spec)
     started = time.perf_counter()
@@ -125,9 +144,10 @@ def cavi(
     priors: Any,
     settings: Any,
     seed: int,
+    family: str | None = "mean_field",
     progressbar: bool = False,
 ) -> az.InferenceData:
-    """Coordinate-ascent mean-field VB with closed-form updates.
+    """Coordinate-ascent VB with closed-form updates, mean-field or block.
 
     Parameters
     ----------
@@ -141,6 +161,8 @@ def cavi(
         and ``num_draws`` (draws from the product of the q factors, one chain).
     seed : int
         Seed of the draws (the fit itself is deterministic).
+    family : {"mean_field", "block"}
+        ``q(beta) q(u) q(tau_e) q(tau_u)`` or ``q(beta, u) q(tau_e) q(tau_u)``.
     progressbar : bool
         Show a tqdm bar over sweeps.
 
@@ -148,7 +170,8 @@ def cavi(
     -------
     arviz.InferenceData
         ``vi_trace`` holds the ELBO per sweep (``elbo``; ``loss = -elbo``); posterior attrs hold
-        ``analytic_moments`` of every public parameter, ``cavi_iterations``, ``cavi_converged``.
+        ``analytic_moments`` of every public parameter, ``cavi_iterations``, ``cavi_converged``;
+        ``variational`` holds the factors' parameters.
 
     Raises
     ------
@@ -157,11 +180,12 @@ def cavi(
 
     See Also
     --------
-    inference.cavi, inference.cavi_pg : the update formulas and the ELBO.
+    inference.conjugate.cavi, inference.conjugate.cavi_pg : the update formulas and the ELBO.
     """
     check_supported("cavi", spec)
+    family = family or "mean_field"
     started = time.perf_counter()
-    result = CAVI_FITS[spec.name](
+    result = CAVI_FITS[(spec.name, family)](
         data, priors, settings, np.random.default_rng(seed), progressbar=progressbar
     )
     run_time = time.perf_counter() - started
@@ -171,11 +195,13 @@ def cavi(
         result.draws,
         backend=BACKEND,
         method="cavi",
+        family=family,
         seed=seed,
         settings=settings,
         run_time_s=run_time,
         vi_loss=-result.elbo,
         analytic_moments=result.moments,
+        variational=factors_dataset(result.factors, family),
         extra_attrs={
             "cavi_iterations": result.info["n_iter"],
             "cavi_converged": int(result.converged),
@@ -191,6 +217,7 @@ def gibbs(
     priors: Any,
     settings: Any,
     seed: int,
+    family: str | None = None,
     progressbar: bool = False,
 ) -> az.InferenceData:
     """Conditionally conjugate Gibbs sampler, several chains with over-dispersed starts.
@@ -223,7 +250,7 @@ def gibbs(
 
     See Also
     --------
-    inference.gibbs, inference.gibbs_pg : the full conditionals.
+    inference.conjugate.gibbs, inference.conjugate.gibbs_pg : the full conditionals.
     """
     check_supported("gibbs", spec)
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""``reference/exact``: the Normal–Gamma posterior against numerical integration and its draws."""
+"""``conjugate/exact``: the Normal–Gamma posterior against numerical integration and its draws."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from reference_helpers import assert_within_mc_error, case
+from conjugate_helpers import assert_within_mc_error, case
 from scipy import stats
 from scipy.special import gammaln
 
-from inference import REFERENCE_MODELS, fit
+from inference import REGISTRY, fit
+from inference.conjugate.engines import SUPPORTED, cavi, exact, gibbs
 from inference.contract import analytic_moments
-from inference.reference import SUPPORTED, cavi, exact, gibbs
 from models import MODELS, RegressionData
 from models.linear import LinearPriors
 
@@ -59,7 +59,7 @@ def _grid_moments(data: RegressionData, priors: LinearPriors) -> dict[str, tuple
 
 def test_exact_matches_numerical_integration_on_one_coefficient() -> None:
     data = _one_coefficient_data()
-    idata = fit("linear", data, backend="reference", method="exact", priors=PRIORS, seed=1)
+    idata = fit("linear", data, backend="conjugate", method="exact", priors=PRIORS, seed=1)
     analytic = analytic_moments(idata)
     for name, (mean, sd) in _grid_moments(data, PRIORS).items():
         got_mean = np.ravel(analytic[name]["mean"])[0]
@@ -71,7 +71,7 @@ def test_exact_matches_numerical_integration_on_one_coefficient() -> None:
 def test_exact_beta_sd_is_the_student_t_marginal_sd() -> None:
     """beta's marginal is Student-t(2 a_n, m_n, b_n / a_n Lambda_n^-1): check its SD by scipy."""
     data, _ = case("linear")
-    idata = fit("linear", data, backend="reference", method="exact", priors=PRIORS)
+    idata = fit("linear", data, backend="conjugate", method="exact", priors=PRIORS)
     analytic = analytic_moments(idata)
     X, y = data.X, data.y
     precision = X.T @ X + PRIORS.beta_precision * np.eye(X.shape[1])
@@ -92,7 +92,7 @@ def test_exact_beta_sd_is_the_student_t_marginal_sd() -> None:
 
 def test_exact_draws_match_analytic_moments() -> None:
     data, _ = case("linear")
-    idata = fit("linear", data, backend="reference", method="exact", seed=4)
+    idata = fit("linear", data, backend="conjugate", method="exact", seed=4)
     analytic = analytic_moments(idata)
     posterior = idata.posterior
     num_draws = posterior.sizes["draw"]
@@ -105,20 +105,22 @@ def test_exact_draws_match_analytic_moments() -> None:
 
 def test_exact_contract_and_seed() -> None:
     data, _ = case("linear")
-    first = fit("linear", data, backend="reference", method="exact", seed=7)
-    again = fit("linear", data, backend="reference", method="exact", seed=7)
-    other = fit("linear", data, backend="reference", method="exact", seed=8)
+    first = fit("linear", data, backend="conjugate", method="exact", seed=7)
+    again = fit("linear", data, backend="conjugate", method="exact", seed=7)
+    other = fit("linear", data, backend="conjugate", method="exact", seed=8)
     assert sorted(first.posterior.data_vars) == ["beta", "sigma2_e", "sigma_e", "tau_e"]
     assert first.posterior["beta"].dims == ("chain", "draw", "coef")
-    assert first.posterior.attrs["backend"] == "reference"
+    assert first.posterior.attrs["backend"] == "conjugate"
     assert first.posterior.attrs["method"] == "exact"
     assert set(analytic_moments(first)) == {"beta", "tau_e", "sigma2_e", "sigma_e"}
     np.testing.assert_array_equal(first.posterior["beta"], again.posterior["beta"])
     assert not np.array_equal(first.posterior["beta"], other.posterior["beta"])
 
 
-def test_supported_models_match_fit_dispatch() -> None:
-    assert {k: tuple(v) for k, v in SUPPORTED.items()} == REFERENCE_MODELS
+def test_supported_models_match_the_registry() -> None:
+    for method, models in SUPPORTED.items():
+        entries = [e for e in REGISTRY.values() if e.key[:2] == ("conjugate", method)]
+        assert entries and all(set(models) == set(e.models or MODELS) for e in entries)
 
 
 @pytest.mark.parametrize(

@@ -42,9 +42,9 @@ def case(name: str) -> tuple[RegressionData, dict[str, Any]]:
 
 @functools.cache
 def reference_fit(name: str, method: str, **settings: Any) -> az.InferenceData:
-    """``fit(..., backend="reference", method=method)`` on ``case(name)``, cached."""
+    """``fit(..., backend="conjugate", method=method)`` on ``case(name)``, cached."""
     data, _ = case(name)
-    return fit(name, data, backend="reference", method=method, settings=settings or None, seed=3)
+    return fit(name, data, backend="conjugate", method=method, settings=settings or None, seed=3)
 
 
 @functools.cache

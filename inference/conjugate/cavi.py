@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from inference.reference_stats import (
+from inference.conjugate.stats import (
     LOG_2PI,
     GaussianStats,
     gamma_entropy,
@@ -69,6 +69,9 @@ class CaviResult:
         Whether the tolerance was met before ``max_iter`` sweeps.
     info : dict
         Extra attrs (number of sweeps, tolerance, final ELBO).
+    factors : dict
+        The fitted factors' parameters, ``name -> (dims, array)`` (``beta_mean``, ``beta_cov``,
+        ``u_mean``, ``u_var``, ``tau_e_shape``, ``tau_e_rate``, ...): the ``variational`` group.
     """
 
     moments: dict[str, dict[str, Any]]
@@ -76,6 +79,7 @@ class CaviResult:
     elbo: np.ndarray
     converged: bool
     info: dict[str, Any] = field(default_factory=dict)
+    factors: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
 
 
 def coordinate_ascent(
@@ -202,7 +206,17 @@ def cavi_linear(
         "beta": rng.multivariate_normal(state.mean, state.cov, size=settings.num_draws)[None],
         "tau_e": rng.gamma(state.shape, 1.0 / state.rate, size=settings.num_draws)[None],
     }
-    return CaviResult(moments, draws, trace, converged, convergence_info(trace, settings))
+    factors = {
+        "beta_mean": (("coef",), state.mean),
+        "beta_cov": (("coef", "coef_col"), state.cov),
+        **gamma_factor("tau_e", state.shape, state.rate),
+    }
+    return CaviResult(moments, draws, trace, converged, convergence_info(trace, settings), factors)
+
+
+def gamma_factor(name: str, shape: float, rate: float) -> dict[str, tuple[tuple, np.ndarray]]:
+    """``<name>_shape`` and ``<name>_rate`` of a Gamma factor, as `CaviResult.factors` entries."""
+    return {f"{name}_shape": ((), np.asarray(shape)), f"{name}_rate": ((), np.asarray(rate))}
 
 
 def convergence_info(trace: np.ndarray, settings: Any) -> dict[str, Any]:
@@ -329,7 +343,21 @@ def cavi_random_intercept(
         trace,
         converged,
         convergence_info(trace, settings),
+        random_intercept_factors(state),
     )
+
+
+def random_intercept_factors(s: Any) -> dict[str, tuple[tuple, np.ndarray]]:
+    """The mean-field factors' parameters of the random-intercept models (`CaviResult`)."""
+    factors = {
+        "beta_mean": (("coef",), s.beta_mean),
+        "beta_cov": (("coef", "coef_col"), s.beta_cov),
+        "u_mean": (("group",), s.u_mean),
+        "u_var": (("group",), s.u_var),
+    }
+    if hasattr(s, "shape_e"):
+        factors |= gamma_factor("tau_e", s.shape_e, s.rate_e)
+    return factors | gamma_factor("tau_u", s.shape_u, s.rate_u)
 
 
 def random_intercept_moments(s: Any) -> dict[str, dict[str, Any]]:

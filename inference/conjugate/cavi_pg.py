@@ -29,15 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from inference.cavi import (
+from inference.conjugate.cavi import (
     CaviResult,
     convergence_info,
     coordinate_ascent,
     gaussian_entropy,
     random_intercept_draws,
+    random_intercept_factors,
     random_intercept_moments,
 )
-from inference.reference_stats import (
+from inference.conjugate.stats import (
     LOG_2PI,
     gamma_entropy,
     gamma_expected_log_density,
@@ -154,10 +155,12 @@ def cavi_logistic(
         max_iter=settings.max_iter,
         progressbar=progressbar,
     )
+    factors = random_intercept_factors(state) | {"omega_c": (("obs",), state.c)}
     return CaviResult(
         random_intercept_moments(state),
         random_intercept_draws(state, rng, settings.num_draws),
         trace,
         converged,
         convergence_info(trace, settings),
+        factors,
     )

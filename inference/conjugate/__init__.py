@@ -1,0 +1,2 @@
+"""Closed-form and conditionally conjugate algorithms in NumPy: the exact posterior, CAVI and Gibbs
+samplers."""

@@ -1,0 +1,40 @@
+"""The cache of compiled programs both PPL adapters keep (a pure speed-up, never state).
+
+A *problem* is (method and family, model, priors, settings, shape of the data): everything that
+determines the compiled program. A later fit of the same problem to new data reuses it; its
+``compile_time_s`` is then 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from models.spec import ModelSpec, RegressionData
+
+
+def problem_key(
+    method: str, spec: ModelSpec, data: RegressionData, priors: Any, settings: Any, *extra: Hashable
+) -> tuple:
+    """The key of a problem: everything a compiled program depends on."""
+    return (method, spec.name, priors, settings, data.X.shape, data.n_groups, *extra)
+
+
+class ProgramCache:
+    """Programs by problem key, built (and timed) on a miss."""
+
+    def __init__(self) -> None:
+        self._programs: dict[tuple, Any] = {}
+
+    def get(self, key: tuple, build: Callable[[], Any]) -> tuple[Any, float]:
+        """The program of ``key`` and the seconds spent building it (0 when cached)."""
+        if key in self._programs:
+            return self._programs[key], 0.0
+        start = time.perf_counter()
+        self._programs[key] = build()
+        return self._programs[key], time.perf_counter() - start
+
+    def clear(self) -> None:
+        """Forget every program (the next fit of each problem builds it again)."""
+        self._programs.clear()

@@ -1,0 +1,359 @@
+"""PyMC engines: ADVI of every family (`pm.KLqp` of an approximation) and NUTS (PyMC's sampler).
+
+The PyMC model of a problem (model, priors, settings, shape of the data) is built once, with its
+data in ``pm.Data`` containers, and kept in a module-level cache; a later fit to new data of the
+same shape swaps the data in with ``pm.set_data``.
+
+ADVI
+    The family is the approximation (`_approximation`): `pm.ADVI` (``mean_field``: Gaussian with
+    diagonal covariance in the unconstrained space, ``sd = softplus(rho)``), `pm.FullRankADVI`
+    (``full_rank``: ``L`` with a softplus diagonal) or, for ``block``, a `pm.Approximation` of a
+    full-rank group over the effects (``spec.effects``) and a mean-field group over the rest.
+    q starts at the model's initial point (the prior means, as NumPyro's ``init_to_mean``) with
+    every ``sd = init_scale`` (``start_sigma``; the full-rank ``L = init_scale I``),
+    ``num_particles`` samples per step (``obj_n_mc``) and
+    `pm.adam` whose step size is a shared variable set before every step to the schedule of
+    `inference.vi`; the steps run in windows under the same convergence rule as NumPyro. The
+    compiled step function is cached with the model: before each fit every shared variable it
+    updates (``mu``, ``rho``, Adam's moments and step counter) is reset to its initial value and its
+    random generators are re-seeded from ``seed``, so a second fit compiles nothing. (``pm.fit``
+    would compile a new step function on every call; the loop it runs is the one below.)
+NUTS
+    ``pm.sample`` with ``cores=1`` (chains one after another in this process; never a process
+    pool). PyMC builds and compiles the sampler's log-density and gradient inside every
+    ``pm.sample`` call; with the model cached and PyTensor's on-disk cache of compiled C modules
+    that costs a fraction of a second after the first fit, but it is not zero. ``compile_time_s``
+    is the wall time of ``pm.sample`` minus its own ``sampling_time`` (plus the model build on
+    the first fit); ``run_time_s`` is ``sampling_time``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import arviz as az
+import numpy as np
+
+from inference.contract import build_inference_data
+from inference.ppl.programs import ProgramCache, problem_key
+from inference.settings import AdviSettings, NutsSettings
+from inference.vi import DenseFactor, fit_advi, gaussian_variational, learning_rate_at
+from models.spec import ModelSpec, RegressionData
+
+BACKEND = "pymc"
+_PROGRAMS = ProgramCache()
+_STAT_NAMES = ("diverging", "tree_depth", "n_steps", "energy", "acceptance_rate", "step_size", "lp")
+
+
+@dataclass(frozen=True)
+class _AdviProgram:
+    model: Any
+    approx: Any
+    step: Callable[[], Any]
+    learning_rate: Any
+    initial_values: dict[Any, np.ndarray]
+    rngs: list[Any]
+
+
+def clear_cache() -> None:
+    """Forget every built model and compiled step function."""
+    _PROGRAMS.clear()
+
+
+def _set_data(model: Any, data: RegressionData) -> None:
+    """Put ``data`` into the model's ``pm.Data`` containers."""
+    import pymc as pm
+
+    values = {"X": data.X, "y_obs": data.y}
+    if data.group is not None:
+        values["group"] = data.group.astype(np.int64)
+    pm.set_data(values, model=model, coords={"obs": range(data.n_obs)})
+
+
+def _softplus_inverse(value: float) -> float:
+    return float(np.log(np.expm1(value)))
+
+
+def _approximation(model: Any, spec: ModelSpec, family: str, init_scale: float) -> Any:
+    """The `pm.KLqp` inference of ``family``, every scale of q starting at ``init_scale``.
+
+    ``mean_field``: `pm.ADVI`; ``full_rank``: `pm.FullRankADVI`; ``block``: `pm.KLqp` of a
+    `pm.Approximation` with a full-rank group over the effects (``spec.effects``) and a
+    mean-field group over the rest. Means start at the model's initial point (prior means).
+    """
+    import pymc as pm
+
+    start_sigma = {var.name: init_scale for var in model.value_vars}
+    if family == "mean_field":
+        return pm.ADVI(model=model, random_seed=0, start_sigma=start_sigma)
+    if family == "full_rank":
+        inference = pm.FullRankADVI(model=model, random_seed=0)
+    elif family == "block":
+        effects = [model[name] for name in spec.effects]
+        rest = [rv for rv in model.free_RVs if rv not in effects]
+        groups = [pm.Group(effects, vfam="full_rank", model=model, random_seed=0)]
+        if rest:
+            groups.append(
+                pm.Group(
+                    rest, vfam="mean_field", model=model, random_seed=0, start_sigma=start_sigma
+                )
+            )
+        approx = pm.Approximation(groups, model=model)
+        # `Objective.step_function` seeds itself from `approx.rng`, which only single-group
+        # approximations have (PyMC 5.28); a grouped one needs it set by hand.
+        approx.rng = np.random.RandomState(0)
+        inference = pm.KLqp(approx)
+    else:
+        raise ValueError(f"family: pymc/advi has no family {family!r}")
+    for group in inference.approx.groups:
+        if "L_tril" in group.params_dict:
+            _set_initial_scale(group, init_scale)
+    return inference
+
+
+def _set_initial_scale(group: Any, init_scale: float) -> None:
+    """Start a full-rank group at ``L = init_scale * I`` (PyMC starts at ``softplus(1) I``)."""
+    L_tril = group.params_dict["L_tril"]
+    rows, cols = group.tril_indices
+    values = np.zeros(rows.size)
+    values[rows == cols] = _softplus_inverse(init_scale)
+    L_tril.set_value(values.astype(L_tril.dtype))
+
+
+def _build_advi(
+    spec: ModelSpec, data: RegressionData, priors: Any, settings: AdviSettings, family: str
+) -> _AdviProgram:
+    import pymc as pm
+    import pytensor
+    from pytensor.tensor.random.type import RandomType
+
+    model = spec.pymc_builder()(data, priors)
+    inference = _approximation(model, spec, family, settings.init_scale)
+    learning_rate = pytensor.shared(np.float64(settings.learning_rate), name="learning_rate")
+    step = inference.objective.step_function(
+        obj_n_mc=settings.num_particles,
+        obj_optimizer=pm.adam(learning_rate=learning_rate),
+        score=True,
+    )
+    inference.approx.sample(1, random_seed=0)  # compiles the sampler of q once, here
+    data_vars = set(model.data_vars) | set(model.dim_lengths.values())
+    shared = [var for var in step.get_shared() if var not in data_vars]
+    rngs = [var for var in shared if isinstance(var.type, RandomType)]
+    initial_values = {var: var.get_value(borrow=False) for var in shared if var not in rngs}
+    return _AdviProgram(model, inference.approx, step, learning_rate, initial_values, rngs)
+
+
+def _reset(program: _AdviProgram, seed: int) -> None:
+    """Put q and the optimiser back at their initial state and re-seed the ELBO samples."""
+    from pymc.pytensorf import reseed_rngs
+
+    for var, value in program.initial_values.items():
+        var.set_value(value.copy())
+    reseed_rngs(program.rngs, seed)
+
+
+class _AdviRun:
+    """One ADVI optimisation with a cached `_AdviProgram` (an `inference.vi.AdviRun`)."""
+
+    def __init__(
+        self,
+        program: _AdviProgram,
+        spec: ModelSpec,
+        data: RegressionData,
+        settings: AdviSettings,
+        seed: int,
+    ):
+        self.program, self.spec, self.settings, self.seed = program, spec, settings, seed
+        _set_data(program.model, data)
+        _reset(program, seed)
+        self.step_index = 0
+
+    def run_window(self) -> np.ndarray:
+        settings, program = self.settings, self.program
+        losses = np.empty(settings.window)
+        for i in range(settings.window):
+            rate = learning_rate_at(
+                self.step_index, settings.learning_rate, settings.lr_decay_steps
+            )
+            program.learning_rate.set_value(np.float64(rate))
+            losses[i] = program.step()
+            self.step_index += 1
+        return losses
+
+    def draws(self, num_draws: int) -> dict[str, np.ndarray]:
+        sample = self.program.approx.sample(num_draws, random_seed=self.seed)
+        return {name: sample.posterior[name].values for name in self.spec.parameters}
+
+    def variational(self) -> Any:
+        return _variational(self.program, self.spec)
+
+
+def _variational(program: _AdviProgram, spec: ModelSpec) -> Any:
+    """The ``variational`` group from the fitted groups of q (see `gaussian_variational`)."""
+    from pymc.distributions.dist_math import rho2sigma
+
+    model = program.model
+    site_of = {value.name: rv.name for rv, value in model.rvs_to_values.items()}
+    dims = {**spec.parameters, **{name: ("group",) for name in spec.internal}}
+    diagonal, dense, transforms = {}, {}, {}
+    for group in program.approx.groups:
+        params = {name: var.get_value() for name, var in group.params_dict.items()}
+        sites = []
+        for value_name, (_, where, shape, _) in group.ordering.items():
+            site = site_of[value_name]
+            transforms[site] = "log" if value_name.endswith("_log__") else "identity"
+            sites.append((site, int(np.prod(shape, dtype=int))))
+            if "rho" in params:
+                scale = rho2sigma(params["rho"][where]).eval().reshape(shape)
+                loc = params["mu"][where].reshape(shape)
+                diagonal[site] = (dims.get(site, ()), loc, scale)
+        if "L_tril" in params:
+            dense["block"] = DenseFactor(tuple(sites), params["mu"], _cholesky(group, params))
+    family = "full_rank" if dense and not diagonal else ("block" if dense else "mean_field")
+    return gaussian_variational(
+        family=family, diagonal=diagonal, dense=dense, transforms=transforms
+    )
+
+
+def _cholesky(group: Any, params: dict[str, np.ndarray]) -> np.ndarray:
+    """The lower Cholesky factor of a full-rank group (its diagonal through softplus)."""
+    n = params["mu"].size
+    L = np.zeros((n, n))
+    L[group.tril_indices] = params["L_tril"]
+    L[np.diag_indices(n)] = np.logaddexp(0.0, np.diag(L))
+    return L
+
+
+def advi(
+    spec: ModelSpec,
+    data: RegressionData,
+    *,
+    priors: Any,
+    settings: AdviSettings,
+    seed: int,
+    family: str | None = "mean_field",
+    progressbar: bool = False,
+) -> az.InferenceData:
+    """ADVI with PyMC (`pm.KLqp` of the family's approximation); see the module docstring.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    data : RegressionData
+        Data checked against ``spec``.
+    priors : dataclass
+        The model's prior hyper-parameters.
+    settings : AdviSettings
+        Optimisation and convergence settings.
+    seed : int
+        Seed of the ELBO samples and of the draws from q.
+    family : {"mean_field", "block", "full_rank"}
+        `pm.ADVI`; a full-rank group over ``spec.effects`` with a mean-field group over the
+        rest; `pm.FullRankADVI`.
+    progressbar : bool
+        Show a bar over windows of steps.
+
+    Returns
+    -------
+    arviz.InferenceData
+        The contract: ``posterior`` with ``num_draws`` draws from q (one chain), ``vi_trace``
+        and ``variational`` (``<site>_loc``/``<site>_scale`` of the mean-field group,
+        ``block_loc``/``block_scale_tril`` of the full-rank one, unconstrained space).
+    """
+    family = family or "mean_field"
+    key = problem_key(f"advi:{family}", spec, data, priors, settings)
+    program, compile_time = _PROGRAMS.get(
+        key, lambda: _build_advi(spec, data, priors, settings, family)
+    )
+    return fit_advi(
+        lambda: _AdviRun(program, spec, data, settings, seed),
+        spec,
+        data,
+        backend=BACKEND,
+        family=family,
+        settings=settings,
+        seed=seed,
+        compile_time_s=compile_time,
+        progressbar=progressbar,
+    )
+
+
+def _sample(pm: Any, model: Any, settings: NutsSettings, seed: int, progressbar: bool) -> Any:
+    return pm.sample(
+        draws=settings.num_draws,
+        tune=settings.num_warmup,
+        chains=settings.num_chains,
+        cores=1,
+        random_seed=seed,
+        init="jitter+adapt_full" if settings.dense_mass else "jitter+adapt_diag",
+        nuts={"target_accept": settings.target_accept, "max_treedepth": settings.max_tree_depth},
+        progressbar=progressbar,
+        compute_convergence_checks=False,
+        return_inferencedata=True,
+        model=model,
+    )
+
+
+def nuts(
+    spec: ModelSpec,
+    data: RegressionData,
+    *,
+    priors: Any,
+    settings: NutsSettings,
+    seed: int,
+    family: str | None = None,
+    progressbar: bool = False,
+) -> az.InferenceData:
+    """NUTS with ``pm.sample`` (PyMC's sampler, one process); see the module docstring.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    data : RegressionData
+        Data checked against ``spec``.
+    priors : dataclass
+        The model's prior hyper-parameters.
+    settings : NutsSettings
+        Chains, warm-up, draws, target acceptance and maximum tree depth.
+    seed : int
+        ``random_seed`` of ``pm.sample``.
+    progressbar : bool
+        Show PyMC's progress bar.
+
+    Returns
+    -------
+    arviz.InferenceData
+        The contract: ``posterior`` ``(chain, draw, ...)`` and ``sample_stats`` (``diverging``,
+        ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``, ``step_size``, ``lp``).
+    """
+    import pymc as pm
+
+    key = problem_key("nuts", spec, data, priors, settings)
+    model, build_time = _PROGRAMS.get(key, lambda: spec.pymc_builder()(data, priors))
+    _set_data(model, data)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # dense_mass: PyMC calls its full adaptation experimental; `NutsSettings` says so too.
+        warnings.filterwarnings("ignore", "QuadPotentialFullAdapt is an experimental feature")
+        result = _sample(pm, model, settings, seed, progressbar)
+    wall = time.perf_counter() - start
+    run_time = float(result.posterior.attrs["sampling_time"])
+    stats = result.sample_stats
+    return build_inference_data(
+        spec,
+        data,
+        {name: result.posterior[name].values for name in spec.parameters},
+        backend=BACKEND,
+        method="nuts",
+        seed=seed,
+        settings=settings,
+        compile_time_s=build_time + wall - run_time,
+        run_time_s=run_time,
+        sample_stats={name: stats[name].values for name in _STAT_NAMES},
+    )
