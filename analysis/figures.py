@@ -29,11 +29,13 @@ def plot_ratio_vs_groups(
     parameters: Sequence[str] = RATIO_PARAMETERS,
     vb: str = "conjugate/cavi:block",
     reference: str = "conjugate/gibbs",
+    design: str | None = None,
 ) -> Figure:
     """SD ratio against the number of groups, one panel per model, CI bars (VI1 Fig. 2).
 
-    Points are the mean ratio over seeds, bars span the lowest to the highest CI limit; hollow
-    markers mean that a reference of that point failed the MCMC gate.
+    Points are the median ratio over seeds (replicated data sets); bars span the 5–95 % range
+    of the replicates, or the Monte-Carlo interval of a single fit; hollow markers mean that a
+    reference of that point failed the MCMC gate.
 
     Parameters
     ----------
@@ -43,11 +45,16 @@ def plot_ratio_vs_groups(
         Parameters drawn (those a model lacks are skipped).
     vb, reference : str
         The ``backend/method[:family]`` pair drawn.
+    design : str, optional
+        Only this design (`analysis.tables.design_of`); by default every simulated design,
+        which should then be one.
     """
-    from analysis.tables import pair_rows
+    from analysis.tables import design_of, pair_rows
 
     rows = pair_rows(tidy, vb, reference)
     rows = rows[(rows.n_groups > 0) & rows.parameter.isin(parameters)]
+    if design is not None:
+        rows = rows[rows.dataset.map(design_of) == design]
     names = rows.drop_duplicates("model").set_index("model")["model_label"]
     models = sorted(names.index, key=lambda m: (names[m], m))
     fig = Figure(figsize=(4.2 * max(len(models), 1), 3.8), layout="constrained")
@@ -77,12 +84,7 @@ def _ratio_panel(ax: Any, rows: pd.DataFrame, parameters: Sequence[str]) -> None
         points = (
             rows[rows.parameter == parameter]
             .groupby("n_groups")
-            .agg(
-                ratio=("ratio", "mean"),
-                lo=("lo", "min"),
-                hi=("hi", "max"),
-                ok=("gate", lambda g: (g == "ok").all()),
-            )
+            .apply(_replicate_point, include_groups=False)
         )
         color = f"C{index}"
         x = points.index.to_numpy(dtype=float) * (1 + 0.03 * index)
@@ -97,7 +99,8 @@ def _ratio_panel(ax: Any, rows: pd.DataFrame, parameters: Sequence[str]) -> None
             label=parameter,
             mfc="none",
         )
-        ax.scatter(x[points.ok.to_numpy()], points.ratio[points.ok], color=color, zorder=3)
+        ok = points.ok.to_numpy(dtype=bool)
+        ax.scatter(x[ok], points.ratio.to_numpy()[ok], color=color, zorder=3)
     ax.axhline(1.0, color="grey", lw=1, ls="--")
     ax.set_xscale("log")
     groups = sorted(set(rows.n_groups))
@@ -106,6 +109,19 @@ def _ratio_panel(ax: Any, rows: pd.DataFrame, parameters: Sequence[str]) -> None
     ax.minorticks_off()
     ax.set_xlabel("number of groups Q")
     ax.grid(alpha=0.3)
+
+
+def _replicate_point(cell: pd.DataFrame) -> pd.Series:
+    """Median ratio of one point, its bar (replicate 5–95 % range, or one fit's interval)."""
+    single = len(cell) == 1
+    return pd.Series(
+        {
+            "ratio": cell.ratio.median(),
+            "lo": cell.lo.iloc[0] if single else cell.ratio.quantile(0.05),
+            "hi": cell.hi.iloc[0] if single else cell.ratio.quantile(0.95),
+            "ok": bool((cell.gate == "ok").all()),
+        }
+    )
 
 
 def plot_ratio_heatmap(wide: pd.DataFrame, title: str = "SD ratio VB / MCMC") -> Figure:
@@ -149,6 +165,61 @@ def plot_ratio_heatmap(wide: pd.DataFrame, title: str = "SD ratio VB / MCMC") ->
         title + ("\n† reference failed the MCMC gate" if any("†" in s for s in labels) else "")
     )
     fig.colorbar(image, ax=ax, label="ratio (1 = same spread)")
+    return fig
+
+
+def plot_published_vs_ours(comparison: pd.DataFrame, title: str = "") -> Figure:
+    """Our SD ratio (median over replicates, bar: their spread) against the published one.
+
+    One point per cell of the VI1 table (`analysis.published.published_comparison`), colour
+    per parameter, marker per model; cells whose published value lies outside our spread are
+    drawn hollow. Points on the diagonal reproduce the report.
+
+    Examples
+    --------
+    >>> long = pd.DataFrame({"row": ["M0_Q5"], "parameter": ["tau_u"], "published": [0.81],
+    ...     "median": [0.8], "spread_lo": [0.7], "spread_hi": [0.9], "outside": [False]})
+    >>> plot_published_vs_ours(long).axes[0].get_xlabel()
+    'published SD ratio (VI1 report)'
+    """
+    cells = comparison.dropna(subset=["published", "median"])
+    fig = Figure(figsize=(6.2, 5.2), layout="constrained")
+    ax = fig.subplots()
+    markers = {"M0": "o", "M1": "D", "M2": "s", "M3": "^"}
+    for index, (parameter, rows) in enumerate(cells.groupby("parameter", sort=False)):
+        color = f"C{index}"
+        for _, cell in rows.iterrows():
+            model = str(cell.row).split("_")[0]
+            marker = markers.get(model, "o")
+            ax.errorbar(
+                cell.published,
+                cell["median"],
+                yerr=[[cell["median"] - cell.spread_lo], [cell.spread_hi - cell["median"]]],
+                color=color,
+                alpha=0.6,
+                lw=1,
+            )
+            ax.scatter(
+                cell.published,
+                cell["median"],
+                marker=marker,
+                facecolor="none" if cell.outside else color,
+                edgecolor=color,
+                zorder=3,
+            )
+        ax.scatter([], [], color=color, label=parameter)
+    for model, marker in markers.items():
+        if cells.row.astype(str).str.startswith(model).any():
+            ax.scatter([], [], marker=marker, color="grey", label=model)
+    top = max(1.3, float(np.nanmax(cells[["published", "spread_hi"]].to_numpy())) * 1.05)
+    ax.plot([0, top], [0, top], color="grey", ls="--", lw=1)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("published SD ratio (VI1 report)")
+    ax.set_ylabel("our SD ratio (median, bar: replicate spread)")
+    ax.set_title(title or "published vs ours; hollow: published outside our spread")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
     return fig
 
 

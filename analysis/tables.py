@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ TIDY_COLUMNS = [
     "model_label",
     "label",
     "dataset",
+    "design",
     "n_groups",
     "seed",
     "parameter",
@@ -119,6 +121,7 @@ def ratio_table(
                 model_label=info.model_label or info.model,
                 label=info.vi1_label,
                 dataset=info.dataset,
+                design=design_of(info.dataset),
                 n_groups=info.n_groups,
                 seed=info.seed,
                 vb=info.label,
@@ -148,6 +151,7 @@ def wide_table(
     *,
     dataset: str | Sequence[str] | None = None,
     value: str = "ratio",
+    design: str | None = None,
 ) -> pd.DataFrame:
     """The VI1 report's layout: rows ``M0_Q5 … M3_Q100, M1``, columns `WIDE_COLUMNS`.
 
@@ -170,6 +174,8 @@ def wide_table(
         ``M1 [boston]``, so that different data are never averaged together.
     value : str
         The tidy column shown: ``ratio`` (SD ratio, default), ``var_ratio``, ``lo``, ``hi`` ...
+    design : str, optional
+        Keep only simulated data of this design (`design_of`, e.g. ``sim_r20``) and real data.
 
     Returns
     -------
@@ -192,6 +198,8 @@ def wide_table(
     if dataset is not None:
         wanted = [dataset] if isinstance(dataset, str) else list(dataset)
         chosen = chosen[chosen.dataset.isin(wanted)]
+    if design is not None:
+        chosen = chosen[(chosen.n_groups == 0) | (chosen.dataset.map(design_of) == design)]
     chosen = chosen[chosen.parameter.isin(WIDE_COLUMNS)].assign(row=_row_names(chosen))
     present = set(chosen.row)
     rows = [r for r in VI1_ROWS if r in present] if present else list(VI1_ROWS)
@@ -205,6 +213,19 @@ def wide_table(
     wide.index.name = "Model"
     wide.columns.name = None
     return wide
+
+
+def design_of(dataset: str) -> str:
+    """The design part of a data tag: ``sim_q20_r20`` -> ``sim_r20``; real data unchanged.
+
+    Fits of one design at several numbers of groups share it.
+
+    Examples
+    --------
+    >>> design_of("sim_q20_n500"), design_of("exam")
+    ('sim_n500', 'exam')
+    """
+    return re.sub(r"_q\d+(?=_|$)", "", str(dataset))
 
 
 def _row_names(rows: pd.DataFrame) -> pd.Series:

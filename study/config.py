@@ -29,6 +29,8 @@ A study file looks like this (see ``studies/example.toml``)::
     [[compare]]                       # which fits are divided by which
     vb = "numpyro/advi:block"         # backend/method[:family]; no family means mean_field
     reference = "numpyro/nuts"
+    # main = true                     # optional: rows of the report's main table (the table
+    # models = ["random_intercept"]   # next to the published one), for these models only
 
 Every error names the file and the key that is wrong.
 """
@@ -48,7 +50,7 @@ from models.data import TRUTH_KEYS
 _TOP_KEYS = {"name", "description", "replicates", "seeds", "scenario", "fit", "compare", "priors"}
 _SCENARIO_KEYS = {"models", "n_groups", "n_per_group", "n_obs", "truth", "dataset", "name"}
 _FIT_KEYS = {"backend", "method", "family", "settings", "models"}
-_COMPARE_KEYS = {"vb", "reference"}
+_COMPARE_KEYS = {"vb", "reference", "models", "main"}
 _REQUIRED = object()
 
 
@@ -92,6 +94,17 @@ class FitSpec:
 
 
 @dataclass(frozen=True)
+class MainRows:
+    """Rows of the report's main table: the pair ``vb / reference`` for ``models`` (all if
+    empty). Several entries combine, e.g. block CAVI / Gibbs for the centred models and a block
+    ADVI / Gibbs for the non-centred one, which CAVI cannot fit."""
+
+    vb: str
+    reference: str
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A validated study: scenarios × fits × seeds, and the VB/reference pairs to compare."""
 
@@ -103,6 +116,7 @@ class StudyConfig:
     priors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     description: str = ""
     source: str = "<memory>"
+    main: tuple[MainRows, ...] = ()
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -148,10 +162,12 @@ def parse_study(raw: Mapping[str, Any], source: str = "<memory>") -> StudyConfig
     )
     _check_overlap(fits, source)
     labels = list(dict.fromkeys(fit.label for fit in fits))
-    compare = tuple(
+    compares = [
         _compare(item, labels, where.at(f"compare[{i}]"))
         for i, item in enumerate(raw.get("compare", []))
-    )
+    ]
+    compare = tuple(dict.fromkeys((rows.vb, rows.reference) for rows, _ in compares))
+    main = tuple(rows for rows, is_main in compares if is_main)
     return StudyConfig(
         name=where.typed(raw, "name", str, default=Path(source).stem),
         description=where.typed(raw, "description", str, default=""),
@@ -161,6 +177,7 @@ def parse_study(raw: Mapping[str, Any], source: str = "<memory>") -> StudyConfig
         seeds=_seeds(raw, where),
         priors=_priors(raw, where),
         source=source,
+        main=main,
     )
 
 
@@ -309,9 +326,15 @@ def _check_overlap(fits: tuple[FitSpec, ...], source: str) -> None:
             seen[(fit.label, model)] = i
 
 
-def _compare(item: Any, labels: list[str], where: _Where) -> tuple[str, str]:
-    """A ``[[compare]]`` pair, each side normalised to its full label (family included)."""
+def _compare(item: Any, labels: list[str], where: _Where) -> tuple[MainRows, bool]:
+    """A ``[[compare]]`` pair (each side normalised to its full label, family included), its
+    models, and whether it feeds the report's main table."""
     where.keys(item, _COMPARE_KEYS, "")
+    models = tuple(where.typed(item, "models", list, default=[]))
+    for name in models:
+        if name not in MODELS:
+            raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
+    is_main = where.typed(item, "main", bool, default=False)
     pair = []
     for key in ("vb", "reference"):
         text = where.typed(item, key, str)
@@ -322,7 +345,7 @@ def _compare(item: Any, labels: list[str], where: _Where) -> tuple[str, str]:
         if label not in labels:
             raise where.fail(key, f"{text!r} is not one of the study's fits {labels}")
         pair.append(label)
-    return pair[0], pair[1]
+    return MainRows(pair[0], pair[1], models), is_main
 
 
 def _seeds(raw: Mapping[str, Any], where: _Where) -> tuple[int, ...]:
