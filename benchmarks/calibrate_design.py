@@ -63,9 +63,7 @@ def candidates(quick: bool) -> list[Candidate]:
     sigmas_e = (1.0,) if quick else (0.5, 1.0)
     return [
         Candidate(design, rows, su, se, prior)
-        for (design, rows), su, se, prior in itertools.product(
-            designs, sigmas_u, sigmas_e, PRIORS
-        )
+        for (design, rows), su, se, prior in itertools.product(designs, sigmas_u, sigmas_e, PRIORS)
     ]
 
 
@@ -83,7 +81,9 @@ def cell(candidate: Candidate, n_groups: int, seed: int) -> list[dict]:
     level = PRIORS[candidate.prior]
     priors = {"a_e": level, "b_e": level, "a_u": level, "b_u": level}
     options = {"priors": priors, "seed": seed, "progressbar": False}
-    vb = fit("random_intercept", data, backend="conjugate", method="cavi", family="block", **options)
+    vb = fit(
+        "random_intercept", data, backend="conjugate", method="cavi", family="block", **options
+    )
     gibbs = fit(
         "random_intercept", data, backend="conjugate", method="gibbs", settings=GIBBS, **options
     )
