@@ -12,7 +12,7 @@ import analysis
 from analysis.figures import save
 from analysis.io import fit_info
 from analysis.tables import DEFAULT_PAIRS, label_slug
-from study.config import StudyConfig
+from study.config import MainRows, StudyConfig
 from study.runner import read_failures
 
 logger = logging.getLogger(__name__)
@@ -52,21 +52,27 @@ def write_figures(
     tidy = analysis.ratio_table(fits, _pairs(config)) if tidy is None else tidy
     paths = []
     for pair in _pairs(config):
-        if analysis.pair_rows(tidy, *pair).empty:
-            continue
-        paths.append(
-            _saved(
-                analysis.plot_ratio_vs_groups(tidy, vb=pair[0], reference=pair[1]),
-                folder / f"ratio_vs_groups_{_slug(pair)}.png",
+        rows = analysis.pair_rows(tidy, *pair)
+        designs = _designs(rows)
+        for design in designs or [None]:
+            suffix = _design_suffix(design) if len(designs) > 1 else ""
+            title = f"SD ratio {pair[0]} / {pair[1]}" + (f", {design}" if suffix else "")
+            if designs:
+                paths.append(
+                    _saved(
+                        analysis.plot_ratio_vs_groups(
+                            tidy, vb=pair[0], reference=pair[1], design=design
+                        ),
+                        folder / f"ratio_vs_groups_{_slug(pair)}{suffix}.png",
+                    )
+                )
+            wide = analysis.wide_table(tidy, *pair, design=design)
+            paths.append(
+                _saved(
+                    analysis.plot_ratio_heatmap(wide, title),
+                    folder / f"heatmap_{_slug(pair)}{suffix}.png",
+                )
             )
-        )
-        wide = analysis.wide_table(tidy, *pair)
-        paths.append(
-            _saved(
-                analysis.plot_ratio_heatmap(wide, f"SD ratio {pair[0]} / {pair[1]}"),
-                folder / f"heatmap_{_slug(pair)}.png",
-            )
-        )
     paths += _largest_q_figures(fits, _pairs(config), folder)
     return paths
 
@@ -101,7 +107,8 @@ def _saved(fig, path: Path) -> Path:
 
 
 def write_report(out: Path, config: StudyConfig) -> Path:
-    """Write tables, figures and ``report.md`` linking them, with the published values."""
+    """Write tables, figures and ``report.md``: the main table next to the published one (per
+    design, median and spread over replicates, key figures inline), then every pair."""
     out = Path(out)
     fits = analysis.load_fits(out)
     tidy = analysis.ratio_table(fits, _pairs(config))
@@ -109,28 +116,11 @@ def write_report(out: Path, config: StudyConfig) -> Path:
     figures = write_figures(out, config, fits, tidy)
     lines = [f"# {config.name}", "", config.description, "", "## Data-generating settings", ""]
     lines += _settings_lines(config)
-    main = MAIN_PAIR if MAIN_PAIR in _pairs(config) else _pairs(config)[0]
     if not tidy.empty:
-        wide = analysis.wide_table(tidy, *main)
-        lines += [
-            "",
-            f"## SD ratios {main[0]} / {main[1]}: ours (published VI1)",
-            "",
-            analysis.side_by_side_markdown(wide),
-            "",
-            "Published values are VB/Gibbs SD ratios of the VI1 report (Figure 4); "
-            "its σ² columns are NA.",
-            "",
-        ]
-        for pair in _pairs(config):
-            if not analysis.pair_rows(tidy, *pair).empty:
-                lines += [
-                    f"### {pair[0]} / {pair[1]}",
-                    "",
-                    analysis.to_markdown(analysis.wide_table(tidy, *pair)),
-                    "",
-                ]
-    lines += ["## Files", ""] + [
+        lines += _main_sections(out, config, tidy, figures)
+        lines += _pair_sections(config, tidy)
+        lines += _gate_lines(tidy)
+    lines += ["", "## Files", ""] + [
         f"- [{p.relative_to(out)}]({p.relative_to(out)})" for p in tables + figures
     ]
     failures = read_failures(out)
@@ -142,25 +132,148 @@ def write_report(out: Path, config: StudyConfig) -> Path:
     return path
 
 
+def main_rows(config: StudyConfig, tidy: pd.DataFrame) -> pd.DataFrame:
+    """Tidy rows of the report's main table: the ``main`` compare pairs, each for its models
+    (the first compare pair when none is marked main)."""
+    entries = config.main or (MainRows(*_pairs(config)[0]),)
+    parts = []
+    for entry in entries:
+        rows = analysis.pair_rows(tidy, entry.vb, entry.reference)
+        parts.append(rows[rows.model.isin(entry.models)] if entry.models else rows)
+    return pd.concat(parts, ignore_index=True) if parts else tidy.iloc[:0]
+
+
+def _designs(rows: pd.DataFrame) -> list[str]:
+    """Simulated designs present, in order of first appearance."""
+    simulated = rows[rows.n_groups > 0]
+    return list(dict.fromkeys(simulated.design))
+
+
+def _main_sections(
+    out: Path, config: StudyConfig, tidy: pd.DataFrame, figures: list[Path]
+) -> list[str]:
+    rows = main_rows(config, tidy)
+    entries = config.main or (MainRows(*_pairs(config)[0]),)
+    pairs = "; ".join(
+        f"{e.vb} / {e.reference}" + (f" ({', '.join(e.models)})" if e.models else "")
+        for e in entries
+    )
+    lines = []
+    real = rows[rows.n_groups == 0]
+    for number, design in enumerate(_designs(rows) or [""]):
+        chosen = pd.concat([rows[rows.design == design], real]) if design else rows
+        comparison = analysis.published_comparison(chosen)
+        slug = design or "all"
+        figure = out / FIGURES_DIR / f"published_vs_ours_{slug}.png"
+        save(analysis.plot_published_vs_ours(comparison, f"design {slug}"), figure)
+        figures.append(figure)
+        cells = comparison.dropna(subset=["published", "median"])
+        heading = "Published vs ours" + (f", design `{design}`" if design else "")
+        if number == 0 and len(_designs(rows)) > 1:
+            heading += " (the reproduction's design)"
+        lines += [
+            "",
+            f"## {heading}",
+            "",
+            f"Pairs: {pairs}. Each cell: our median SD ratio over the replicated data sets "
+            f"[5–95 % range of the replicates, or the Monte-Carlo interval of a single fit] "
+            f"(published VI1 value). ✗: the published value lies outside our range "
+            f"({int(cells.outside.sum())} of {len(cells)} cells); mean |ours − published| = "
+            f"{cells.difference.abs().mean():.3f}.",
+            "",
+            analysis.comparison_markdown(comparison),
+            "",
+            f"![published vs ours]({figure.relative_to(out)})",
+            "",
+        ]
+        lines += _inline_main_figures(out, entries, design, figures)
+    return lines
+
+
+def _inline_main_figures(
+    out: Path, entries: Sequence[MainRows], design: str, figures: list[Path]
+) -> list[str]:
+    """Ratio-vs-Q and heatmap of the first main pair for ``design`` (written by write_figures)."""
+    pair = (entries[0].vb, entries[0].reference)
+    lines = []
+    for kind in ("ratio_vs_groups", "heatmap"):
+        for suffix in (_design_suffix(design), ""):
+            path = out / FIGURES_DIR / f"{kind}_{_slug(pair)}{suffix}.png"
+            if path in figures:
+                lines += [f"![{kind} {pair[0]} / {pair[1]}]({path.relative_to(out)})", ""]
+                break
+    return lines
+
+
+def _design_suffix(design: str | None) -> str:
+    return f"_{design}" if design else ""
+
+
+def _pair_sections(config: StudyConfig, tidy: pd.DataFrame) -> list[str]:
+    lines = ["", "## Every pair", ""]
+    for pair in _pairs(config):
+        rows = analysis.pair_rows(tidy, *pair)
+        if rows.empty:
+            continue
+        for design in _designs(rows) or [None]:
+            suffix = f", design `{design}`" if design else ""
+            lines += [
+                f"### {pair[0]} / {pair[1]}{suffix}",
+                "",
+                analysis.to_markdown(analysis.wide_table(tidy, *pair, design=design)),
+                "",
+            ]
+    return lines
+
+
+def _gate_lines(tidy: pd.DataFrame) -> list[str]:
+    """How many MCMC references passed the gate, and which failed."""
+    references = tidy[tidy.ref_method.isin(["nuts", "gibbs"])].drop_duplicates(
+        ["reference", "dataset", "model", "seed"]
+    )
+    failed = references[references.gate != "ok"]
+    lines = [
+        "",
+        "## MCMC gate",
+        "",
+        f"{len(references) - len(failed)} of {len(references)} MCMC references passed the gate "
+        "(R-hat ≤ 1.01, bulk and tail ESS ≥ 400, no divergences).",
+    ]
+    for row in failed.itertuples():
+        lines.append(f"- {row.reference} on {row.dataset} {row.model} seed {row.seed}: {row.gate}")
+    return lines
+
+
 def _settings_lines(config: StudyConfig) -> list[str]:
     from models.data import DEFAULT_TRUTH
 
-    lines = [f"- seeds: {list(config.seeds)}"]
+    lines = [f"- seeds (replicated data sets): {list(config.seeds)}"]
     for scenario in config.scenarios:
+        only = f"; fits: {', '.join(scenario.fits)}" if scenario.fits else ""
         if scenario.dataset:
-            lines.append(f"- {', '.join(scenario.models)}: real data set `{scenario.dataset}`")
+            lines.append(
+                f"- {', '.join(scenario.models)}: real data set `{scenario.dataset}`{only}"
+            )
             continue
         truths = {m: {**DEFAULT_TRUTH[m], **scenario.truth} for m in scenario.models}
+        rows = (
+            f"{scenario.n_obs} rows in all, split evenly over the groups"
+            if scenario.n_obs
+            else f"{scenario.n_per_group} rows per group"
+        )
         lines.append(
-            f"- {', '.join(scenario.models)}: simulated, Q = {list(scenario.n_groups)}, "
-            f"{scenario.n_per_group} rows per group, standard-normal covariates; truth "
+            f"- `{scenario.name}` — {', '.join(scenario.models)}: simulated, Q = "
+            f"{list(scenario.n_groups)}, {rows}, standard-normal covariates{only}; truth "
             + "; ".join(f"{m}: {t}" for m, t in truths.items())
         )
+    if config.priors:
+        lines.append(f"- priors: {dict(config.priors)}")
     lines.append(
         "- fits: "
         + ", ".join(
             f"{fit.label}{' (' + ', '.join(fit.models) + ')' if fit.models else ''}"
             f"{' ' + str(dict(fit.settings)) if fit.settings else ''}"
+            f"{' seeds ' + str(list(fit.seeds)) if fit.seeds else ''}"
             for fit in config.fits
         )
     )
