@@ -37,11 +37,20 @@ from analysis.ratios import (
     variance_ratio,
 )
 from analysis.tables import pair_rows, ratio_table, to_markdown, wide_table, write_tables
+from analysis.verdicts import (
+    VerdictThresholds,
+    add_verdicts,
+    psis_khat,
+    summarise_verdicts,
+    verdict,
+)
 
 __all__ = [
     "FitInfo",
     "GateResult",
     "GateThresholds",
+    "VerdictThresholds",
+    "add_verdicts",
     "compare_with_published",
     "comparison_markdown",
     "fit_info",
@@ -60,6 +69,7 @@ __all__ = [
     "pointwise_log_likelihood",
     "posterior_predictive",
     "predictive_comparison",
+    "psis_khat",
     "published_comparison",
     "published_table",
     "ratio_interval",
@@ -70,8 +80,10 @@ __all__ = [
     "sd_with_se",
     "side_by_side_markdown",
     "summarise_vectors",
+    "summarise_verdicts",
     "to_markdown",
     "variance_ratio",
+    "verdict",
     "wide_table",
     "write_tables",
 ]
