@@ -6,6 +6,12 @@ its own table. A label names an entry as ``backend/method`` (samplers, exact pos
 ``conjugate/cavi:mean_field``. A variational label without a family means the default family,
 ``mean_field``.
 
+A *correction* of a fitted VB family is an entry of its own whose family reads
+``<family>+<correction>`` (`CORRECTIONS`): ``numpyro/advi:mean_field+lrvb`` runs NumPyro's
+mean-field ADVI and returns its linear-response variant (`inference.lrvb`). Such entries have role
+``vb``, the base method's settings and a label like any other, so study files, run keys, tables
+and figures take them as they are; `FAMILIES` lists the real families only.
+
 Adding a family, a backend or a model touches this file and the engine that implements it; see
 ``ARCHITECTURE.md`` for the list of files each change touches.
 """
@@ -21,6 +27,7 @@ from inference.engine import Engine
 from inference.settings import (
     AdviSettings,
     CaviSettings,
+    DenseAdviSettings,
     ExactSettings,
     GibbsSettings,
     NutsSettings,
@@ -47,6 +54,13 @@ FAMILIES: dict[str, str] = {
 }
 """Variational families, with the name each has in the literature."""
 DEFAULT_FAMILY = "mean_field"
+CORRECTIONS: dict[str, str] = {
+    "lrvb": (
+        "linear-response covariances of the fitted q (Giordano, Broderick & Jordan 2018): the "
+        "inverse Hessian of the KL objective at its optimum; draws from N(E_q theta, Sigma_LR)"
+    ),
+}
+"""Corrections of a fitted family, offered as families ``<family>+<correction>``."""
 BACKENDS: tuple[str, ...] = ("numpyro", "pymc", "conjugate")
 METHODS: tuple[str, ...] = ("advi", "nuts", "exact", "cavi", "gibbs")
 ALL_MODELS = None
@@ -105,10 +119,21 @@ class EngineEntry:
 _GAUSSIAN_CAVI = ("linear", "random_intercept", "logistic_random_intercept")
 
 
+def base_family(family: str) -> str:
+    """The fitted family of a corrected one (``mean_field+lrvb`` -> ``mean_field``)."""
+    return family.partition("+")[0]
+
+
+def advi_settings(family: str) -> type:
+    """ADVI settings of a family: a dense block needs more draws per gradient step."""
+    return AdviSettings if base_family(family) == "mean_field" else DenseAdviSettings
+
+
 def _ppl_entries(backend: str) -> Iterator[EngineEntry]:
     module = f"inference.ppl.{backend}_engine"
     for family in FAMILIES:
-        yield EngineEntry(backend, "advi", family, f"{module}:advi", AdviSettings, ALL_MODELS, "vb")
+        settings = advi_settings(family)
+        yield EngineEntry(backend, "advi", family, f"{module}:advi", settings, ALL_MODELS, "vb")
     yield EngineEntry(backend, "nuts", None, f"{module}:nuts", NutsSettings, ALL_MODELS, "mcmc")
 
 
@@ -126,9 +151,27 @@ def _conjugate_entries() -> Iterator[EngineEntry]:
     )
 
 
+def _lrvb_entries() -> Iterator[EngineEntry]:
+    bases = (
+        ("numpyro", "advi", ALL_MODELS),
+        ("pymc", "advi", ALL_MODELS),
+        ("conjugate", "cavi", _GAUSSIAN_CAVI),
+    )
+    for backend, method, models in bases:
+        for family in ("mean_field", "block"):
+            settings = CaviSettings if method == "cavi" else advi_settings(family)
+            engine = f"inference.lrvb:{backend}_{method}"
+            yield EngineEntry(backend, method, f"{family}+lrvb", engine, settings, models, "vb")
+
+
 REGISTRY: dict[tuple[str, str, str | None], EngineEntry] = {
     entry.key: entry
-    for entry in (*_ppl_entries("numpyro"), *_ppl_entries("pymc"), *_conjugate_entries())
+    for entry in (
+        *_ppl_entries("numpyro"),
+        *_ppl_entries("pymc"),
+        *_conjugate_entries(),
+        *_lrvb_entries(),
+    )
 }
 
 

@@ -12,6 +12,9 @@ the stopping rule
     steps are taken in windows of ``window``; after window k (k >= 2) with mean loss L_k,
     stop when ``|L_k - L_{k-1}| < tol * max(|L_k|, 1)`` and at least ``min_steps`` steps were taken;
     never take more than `max_windows` windows (``max_steps`` rounded down to whole windows).
+
+then ``average_steps`` more steps (whole windows) whose iterates are averaged (Polyak–Ruppert):
+the fitted q is the average, which removes most of the last iterate's jitter around the optimum.
 """
 
 from __future__ import annotations
@@ -141,6 +144,10 @@ class AdviRun(Protocol):
     def run_window(self) -> np.ndarray:
         """Take one window of steps; return their losses (negative ELBO estimates)."""
 
+    def average_windows(self, windows: int) -> np.ndarray:
+        """Take ``windows`` more windows and set q to the average of the iterates (Polyak–
+        Ruppert, in the optimiser's parameterisation); return their losses."""
+
     def draws(self, num_draws: int) -> dict[str, np.ndarray]:
         """Draws from the fitted q of every public parameter, leading ``(1, draw)`` axes."""
 
@@ -197,6 +204,9 @@ def fit_advi(
         progressbar=progressbar,
         description=f"{backend} ADVI:{family} {spec.name}",
     )
+    averaged = settings.average_steps // settings.window
+    if averaged:
+        losses = np.concatenate([losses, run.average_windows(averaged)])
     draws = run.draws(settings.num_draws)
     variational = run.variational()
     run_time = time.perf_counter() - started
@@ -213,7 +223,12 @@ def fit_advi(
         run_time_s=run_time,
         vi_loss=losses,
         variational=variational,
-        extra_attrs={"vi_steps": int(losses.size), "vi_converged": int(converged)},
+        analytic_moments=gaussian_q_moments(variational, spec),
+        extra_attrs={
+            "vi_steps": int(losses.size),
+            "vi_converged": int(converged),
+            "vi_averaged_steps": int(averaged * settings.window),
+        },
     )
 
 
@@ -298,3 +313,81 @@ def gaussian_variational(
             "layout": json.dumps(layout),
         },
     )
+
+
+def _site_marginals(variational: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and SD of every unconstrained site's elements under a Gaussian q."""
+    layout = json.loads(variational.attrs["layout"])
+    marginals = {
+        site: (variational[f"{site}_loc"].values, variational[f"{site}_scale"].values)
+        for site in layout["diagonal"]
+    }
+    for name, sites in layout["dense"].items():
+        loc = variational[f"{name}_loc"].values
+        tril = variational[f"{name}_scale_tril"].values
+        sd = np.sqrt(np.sum(tril * tril, axis=1))
+        start = 0
+        for site, size in sites:
+            marginals[site] = (loc[start : start + size], sd[start : start + size])
+            start += size
+    return marginals
+
+
+def _same_dense_block(variational: xr.Dataset, first: str, second: str) -> bool:
+    layout = json.loads(variational.attrs["layout"])
+    return any({first, second} <= {site for site, _ in sites} for sites in layout["dense"].values())
+
+
+def _lognormal(mean: np.ndarray, sd: np.ndarray, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD of ``exp(power * zeta)`` for ``zeta ~ N(mean, sd^2)``."""
+    m, s2 = power * mean, (power * sd) ** 2
+    first = np.exp(m + s2 / 2)
+    return first, first * np.sqrt(np.expm1(s2))
+
+
+def gaussian_q_moments(variational: xr.Dataset, spec: Any) -> dict[str, dict[str, Any]]:
+    """Exact means and SDs under a Gaussian q (unconstrained space) of the public parameters.
+
+    Sites with the identity transform keep their Gaussian marginal; a precision ``tau =
+    exp(zeta)`` is log-normal, and so are ``sigma = exp(-zeta/2)`` and ``sigma2 = exp(-zeta)``.
+    The non-centred ``u = z exp(-zeta_u / 2)`` has ``E[u] = E[z] E[exp(-zeta_u/2)]`` and
+    ``E[u^2] = E[z^2] E[exp(-zeta_u)]`` when z and zeta_u are independent under q (mean-field and
+    block families); under a full-rank q it is left out (its SD then comes from the draws).
+    Moments from q itself carry no Monte-Carlo error, so a ratio's interval is the reference's.
+
+    Returns
+    -------
+    dict
+        ``{name: {"mean": ..., "sd": ...}}`` as `inference.contract.analytic_moments` stores them.
+    """
+    marginals = _site_marginals(variational)
+    transforms = json.loads(variational.attrs["transforms"])
+    moments: dict[str, dict[str, Any]] = {}
+
+    def store(name: str, mean: np.ndarray, sd: np.ndarray) -> None:
+        scalar = not spec.dims().get(name)
+        mean, sd = np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
+        moments[name] = {
+            "mean": float(mean.reshape(-1)[0]) if scalar else mean.tolist(),
+            "sd": float(sd.reshape(-1)[0]) if scalar else sd.tolist(),
+        }
+
+    for site, (mean, sd) in marginals.items():
+        if transforms.get(site) == "log":
+            suffix = site.removeprefix("tau_")
+            store(site, *_lognormal(mean, sd, 1.0))
+            store(f"sigma_{suffix}", *_lognormal(mean, sd, -0.5))
+            store(f"sigma2_{suffix}", *_lognormal(mean, sd, -1.0))
+        elif site in spec.parameters:
+            store(site, mean, sd)
+    if (
+        "z" in marginals
+        and "tau_u" in marginals
+        and not _same_dense_block(variational, "z", "tau_u")
+    ):
+        (z_mean, z_sd), (t_mean, t_sd) = marginals["z"], marginals["tau_u"]
+        half, _ = _lognormal(t_mean, t_sd, -0.5)
+        inverse, _ = _lognormal(t_mean, t_sd, -1.0)
+        mean = z_mean * half
+        store("u", mean, np.sqrt(np.maximum((z_mean**2 + z_sd**2) * inverse - mean**2, 0.0)))
+    return {name: value for name, value in moments.items() if name in spec.public_names}

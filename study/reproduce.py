@@ -13,8 +13,20 @@ from study.config import FitSpec, StudyConfig, parse_study
 QUICK_GROUPS = (5, 20)
 # Tiny settings for tests of the machinery: numbers from them mean nothing.
 TINY_SETTINGS = {
-    ("numpyro", "advi"): {"max_steps": 300, "min_steps": 100, "window": 50, "num_draws": 200},
-    ("pymc", "advi"): {"max_steps": 300, "min_steps": 100, "window": 50, "num_draws": 200},
+    ("numpyro", "advi"): {
+        "max_steps": 300,
+        "min_steps": 100,
+        "window": 50,
+        "num_draws": 200,
+        "average_steps": 100,
+    },
+    ("pymc", "advi"): {
+        "max_steps": 300,
+        "min_steps": 100,
+        "window": 50,
+        "num_draws": 200,
+        "average_steps": 100,
+    },
     ("numpyro", "nuts"): {"num_chains": 2, "num_warmup": 100, "num_draws": 100},
     ("pymc", "nuts"): {"num_chains": 2, "num_warmup": 100, "num_draws": 100},
     ("conjugate", "cavi"): {"num_draws": 200},

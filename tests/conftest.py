@@ -16,7 +16,13 @@ from inference import fit
 from models import MODELS, RegressionData, simulate
 
 TINY_SETTINGS: dict[str, dict[str, int]] = {
-    "advi": {"max_steps": 1_000, "min_steps": 200, "window": 100, "num_draws": 200},
+    "advi": {
+        "max_steps": 1_000,
+        "min_steps": 200,
+        "window": 100,
+        "num_draws": 200,
+        "average_steps": 200,
+    },
     "nuts": {"num_chains": 2, "num_warmup": 200, "num_draws": 200},
     "exact": {"num_draws": 200},
     "cavi": {"num_draws": 200},

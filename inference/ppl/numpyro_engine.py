@@ -54,6 +54,8 @@ _PROGRAMS = ProgramCache()
 class _SviProgram:
     init: Callable[..., Any]
     run_window: Callable[..., Any]
+    average_window: Callable[..., Any]
+    raw_params: Callable[..., Any]
     draw: Callable[..., Any]
     dense_sites: tuple[tuple[str, int], ...]
     transforms: dict[str, str]
@@ -174,8 +176,19 @@ def _build_svi(
 
         return lax.scan(step, state, None, length=settings.window)
 
-    def draw(key, state, X, group, y):
-        params = svi_draw.get_params(state)
+    def average_window(state, total, X, group, y):
+        """One window of steps, adding each iterate's unconstrained parameters to ``total``."""
+
+        def step(carry, _):
+            state, total = carry
+            state, loss = svi_run.update(state, X, group, y)
+            raw = svi_run.optim.get_params(state.optim_state)
+            return (state, jax.tree.map(jnp.add, total, raw)), loss
+
+        return lax.scan(step, (state, total), None, length=settings.window)
+
+    def draw(key, raw_params, X, group, y):
+        params = svi_draw.constrain_fn(raw_params)
         predictive = Predictive(
             model,
             guide=guide_draw,
@@ -191,11 +204,18 @@ def _build_svi(
     # `SVI.init` records the (static) transforms of the guide's parameters; share them.
     svi_run.constrain_fn = svi_draw.constrain_fn = svi_init.constrain_fn
     state = jax.eval_shape(svi_init.init, key, *arrays)
+
+    def raw_params(state):
+        return svi_init.optim.get_params(state.optim_state)
+
+    raw = jax.eval_shape(raw_params, state)
     dense_sites, transforms = _layout(guide_init)
     return _SviProgram(
         init=init,
         run_window=jax.jit(run_window).lower(state, *arrays).compile(),
-        draw=jax.jit(draw).lower(key, state, *arrays).compile(),
+        average_window=jax.jit(average_window).lower(state, raw, *arrays).compile(),
+        raw_params=jax.jit(raw_params).lower(state).compile(),
+        draw=jax.jit(draw).lower(key, raw, *arrays).compile(),
         dense_sites=dense_sites,
         transforms=transforms,
     )
@@ -210,13 +230,29 @@ class _SviRun:
         self.key_optimise, self.key_draw = random.split(random.PRNGKey(seed))
         self.state = program.init(self.key_optimise, *self.arrays)
         self.params: dict[str, np.ndarray] = {}
+        self.average: Any = None
 
     def run_window(self) -> np.ndarray:
         self.state, losses = self.program.run_window(self.state, *self.arrays)
         return np.asarray(losses)
 
+    def _raw_params(self) -> Any:
+        return self.program.raw_params(self.state)
+
+    def average_windows(self, windows: int) -> np.ndarray:
+        total = jax.tree.map(jnp.zeros_like, self._raw_params())
+        losses = []
+        for _ in range(windows):
+            (self.state, total), window_losses = self.program.average_window(
+                self.state, total, *self.arrays
+            )
+            losses.append(np.asarray(window_losses))
+        self.average = jax.tree.map(lambda t: t / (windows * len(losses[0])), total)
+        return np.concatenate(losses)
+
     def draws(self, num_draws: int) -> dict[str, np.ndarray]:
-        draws, params = self.program.draw(self.key_draw, self.state, *self.arrays)
+        raw = self.average if self.average is not None else self._raw_params()
+        draws, params = self.program.draw(self.key_draw, raw, *self.arrays)
         self.params = {name: np.asarray(value) for name, value in params.items()}
         return {name: np.asarray(value)[np.newaxis] for name, value in draws.items()}
 

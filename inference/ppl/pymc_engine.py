@@ -172,17 +172,27 @@ class _AdviRun:
         _reset(program, seed)
         self.step_index = 0
 
+    def _step(self) -> float:
+        settings = self.settings
+        rate = learning_rate_at(self.step_index, settings.learning_rate, settings.lr_decay_steps)
+        self.program.learning_rate.set_value(np.float64(rate))
+        self.step_index += 1
+        return float(self.program.step())
+
     def run_window(self) -> np.ndarray:
-        settings, program = self.settings, self.program
-        losses = np.empty(settings.window)
-        for i in range(settings.window):
-            rate = learning_rate_at(
-                self.step_index, settings.learning_rate, settings.lr_decay_steps
-            )
-            program.learning_rate.set_value(np.float64(rate))
-            losses[i] = program.step()
-            self.step_index += 1
-        return losses
+        return np.array([self._step() for _ in range(self.settings.window)])
+
+    def average_windows(self, windows: int) -> np.ndarray:
+        shared = self.program.approx.params
+        totals = [np.zeros_like(var.get_value()) for var in shared]
+        losses = []
+        for _ in range(windows * self.settings.window):
+            losses.append(self._step())
+            for total, var in zip(totals, shared, strict=True):
+                total += var.get_value(borrow=True)
+        for total, var in zip(totals, shared, strict=True):
+            var.set_value(total / len(losses))
+        return np.asarray(losses)
 
     def draws(self, num_draws: int) -> dict[str, np.ndarray]:
         sample = self.program.approx.sample(num_draws, random_seed=self.seed)
