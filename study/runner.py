@@ -9,10 +9,15 @@ so concurrent compiles wait for each other instead of corrupting the cache.
 from __future__ import annotations
 
 import csv
+import ctypes
+import fcntl
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -22,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from study.config import StudyConfig
-from study.runs import Run, execute, expand, limit_threads, stored_hash
+from study.runs import RUNS_DIR, Run, execute, expand, limit_threads, stored_hash
 
 logger = logging.getLogger(__name__)
 
 FAILURES_FILE = "failures.csv"
+LOCK_FILE = ".lock"
 _FAILURE_FIELDS = ("key", "hash", "error", "seconds", "traceback")
 
 
@@ -81,22 +87,129 @@ def run_study(
     StudyResult
     """
     out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    todo, finished = pending_runs(expand(config), out)
-    result = StudyResult(out=out, skipped=[run.key for run in finished])
-    logger.info("%s: %d runs to do, %d already finished", config.name, len(todo), len(finished))
-    if progressbar is None:
-        progressbar = sys.stderr.isatty()
-    with _executor(executor, jobs) as pool:
-        records = _submit_all(pool, todo, out)
-        for record in _progress(records, len(todo), progressbar):
-            if record["status"] == "done":
-                result.done.append(record["key"])
-            else:
-                result.failed.append(record)
-            logger.info("%s %s in %.1f s", record["status"], record["key"], record["seconds"])
-    update_failures(out, result)
+    with results_lock(out), _stop_on_signals():
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        remove_temporary_files(out)
+        todo, finished = pending_runs(expand(config), out)
+        result = StudyResult(out=out, skipped=[run.key for run in finished])
+        logger.info("%s: %d runs to do, %d already finished", config.name, len(todo), len(finished))
+        if progressbar is None:
+            progressbar = sys.stderr.isatty()
+        try:
+            with _executor(executor, jobs) as pool:
+                records = _submit_all(pool, todo, out)
+                for record in _progress(records, len(todo), progressbar):
+                    if record["status"] == "done":
+                        result.done.append(record["key"])
+                    else:
+                        result.failed.append(record)
+                    logger.info(
+                        "%s %s in %.1f s", record["status"], record["key"], record["seconds"]
+                    )
+        except (KeyboardInterrupt, StudyStopped):
+            remove_temporary_files(out)
+            logger.warning(
+                "%s stopped: %d runs done now, %d left; run it again to resume",
+                config.name,
+                len(result.done),
+                len(todo) - len(result.done) - len(result.failed),
+            )
+            raise
+        finally:
+            update_failures(out, result)
     return result
+
+
+class StudyLockedError(RuntimeError):
+    """Another process is running a study into the same results folder."""
+
+
+class StudyStopped(Exception):
+    """The study was stopped by a signal (SIGTERM); ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_HELD_LOCKS: dict[Path, list[int]] = {}
+
+
+@contextmanager
+def results_lock(out: str | Path) -> Iterator[None]:
+    """Hold ``out/.lock`` (``fcntl.flock``) while a study runs into ``out``; re-entrant.
+
+    The kernel releases the lock when its process ends, however it ends, so a lock file left by
+    a killed run never blocks the next one.
+
+    Raises
+    ------
+    StudyLockedError
+        At once, if another process holds the lock; the message gives its process id.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = (out / LOCK_FILE).resolve()
+    if path in _HELD_LOCKS:
+        _HELD_LOCKS[path][1] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[path][1] -= 1
+        return
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(descriptor)
+        raise StudyLockedError(
+            f"{out}: another vistudy (process {holder}) is running into this results folder; "
+            "wait for it to finish or choose another --out"
+        ) from None
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[path] = [descriptor, 1]
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[path]
+        os.ftruncate(descriptor, 0)
+        os.close(descriptor)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """While a study runs, SIGTERM raises `StudyStopped` in the main thread (SIGINT already
+    raises KeyboardInterrupt), so that workers are stopped and nothing is left half-written.
+    A SIGTERM handler installed by someone else is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise StudyStopped(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def remove_temporary_files(out: Path) -> list[Path]:
+    """Delete the temporary files of interrupted writes (``.<name>.<pid>.tmp``) in ``out`` and
+    ``out/runs``; only safe while the results lock is held."""
+    stale = [*Path(out).glob(".*.tmp"), *(Path(out) / RUNS_DIR).glob(".*.tmp")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        logger.info("removed %d temporary file(s) of interrupted writes", len(stale))
+    return stale
 
 
 def _submit_all(
@@ -118,6 +231,22 @@ def _submit_all(
         return
     capacity = pool.jobs if isinstance(pool, LocalPool) else None
     pending, running, suspects = list(runs), {}, []
+    try:
+        yield from _schedule(pool, task, out, capacity, pending, running, suspects)
+    finally:  # stopped: runs not started yet never start
+        for future in running:
+            future.cancel()
+
+
+def _schedule(
+    pool: Executor,
+    task: Callable[[Run, str], dict[str, Any]],
+    out: Path,
+    capacity: int | None,
+    pending: list[Run],
+    running: dict[Future, Run],
+    suspects: list[Run],
+) -> Iterator[dict[str, Any]]:
     while pending or running or suspects:
         for run in _to_start(pending, list(running.values()), suspects, capacity):
             try:
@@ -212,7 +341,10 @@ class LocalPool:
     def _new(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
-            max_workers=self.jobs, mp_context=context, initializer=limit_threads
+            max_workers=self.jobs,
+            mp_context=context,
+            initializer=worker_init,
+            initargs=(os.getpid(),),
         )
 
     def submit(self, fn: Callable, /, *args: Any) -> Future:
@@ -228,6 +360,53 @@ class LocalPool:
         """Stop the workers once their runs have ended."""
         self._pool.shutdown(wait=True)
 
+    def terminate(self, grace: float = 2.0) -> None:
+        """Stop the workers now: SIGTERM, then SIGKILL for any still alive after ``grace`` s."""
+        # ProcessPoolExecutor has no public way to reach its processes
+        processes = list((self._pool._processes or {}).values())
+        for process in processes:
+            process.terminate()
+        deadline = time.monotonic() + grace
+        for process in processes:
+            process.join(max(deadline - time.monotonic(), 0.0))
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        logger.info("stopped %d worker process(es)", len(processes))
+
+
+PARENT_POLL_S = 0.5
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_init(parent: int) -> None:
+    """Initialise a worker process: one BLAS/XLA thread, Ctrl-C left to the parent (which stops
+    the workers), and exit when the parent dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL when the parent goes (``prctl(PR_SET_PDEATHSIG)``); on
+    every platform a watchdog thread exits when ``os.getppid()`` is no longer ``parent``.
+    """
+    limit_threads()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            logger.debug("prctl(PR_SET_PDEATHSIG) unavailable; the watchdog alone is used")
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="parent-watchdog", daemon=True
+    ).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
 
 @contextmanager
 def _executor(executor: Executor | None, jobs: int) -> Iterator[Executor | LocalPool | None]:
@@ -240,8 +419,10 @@ def _executor(executor: Executor | None, jobs: int) -> Iterator[Executor | Local
     pool = LocalPool(jobs)
     try:
         yield pool
-    finally:
-        pool.shutdown()
+    except BaseException:  # stopped (a signal, Ctrl-C) or failed: do not wait for the runs
+        pool.terminate()
+        raise
+    pool.shutdown()
 
 
 def _progress(records: Iterator[dict[str, Any]], total: int, enabled: bool):

@@ -17,10 +17,11 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from models.tabular import TableSpec
 from study.config import FitSpec, Scenario, StudyConfig
 
 logger = logging.getLogger(__name__)
@@ -52,11 +53,16 @@ class Run:
     study: str = ""
     family: str | None = None
     name: str = "sim"
+    table: TableSpec | None = None
+    table_hash: str = ""
 
     @property
     def data_tag(self) -> str:
         """``exam`` for real data; ``sim_q20_r20`` (20 rows per group), ``sim_q20_n500`` (500
-        rows over 20 groups) or ``sim_n200`` (no groups) for simulated data."""
+        rows over 20 groups) or ``sim_n200`` (no groups) for simulated data; ``gcsemv_3425402b``
+        (name and content hash, `models.tabular.data_digest`) for your own table."""
+        if self.table_hash:
+            return f"{self.name}_{self.table_hash}"
         if self.dataset:
             return self.dataset
         if not self.n_groups:
@@ -87,7 +93,10 @@ class Run:
         from inference import resolve_settings
         from models import MODELS
 
-        recipe = {k: v for k, v in asdict(self).items() if k not in ("study",)}
+        recipe = {k: v for k, v in asdict(replace(self, table=None)).items() if k != "study"}
+        for key in ("table", "table_hash"):  # absent for other data: their hashes stay as they were
+            if not recipe[key]:
+                del recipe[key]
         settings = resolve_settings(self.backend, self.method, self.settings, family=self.family)
         recipe["settings"] = asdict(settings)
         recipe["priors"] = asdict(MODELS[self.model].priors(dict(self.priors)))
@@ -109,6 +118,8 @@ def expand(config: StudyConfig) -> list[Run]:
             for fit in config.fits:
                 if fit.models and model not in fit.models:
                     continue
+                if scenario.fits and fit.label not in scenario.fits:
+                    continue
                 if not supports(fit.backend, fit.method, model, fit.family):
                     continue
                 runs.extend(_scenario_runs(config, scenario, model, fit))
@@ -118,9 +129,10 @@ def expand(config: StudyConfig) -> list[Run]:
 def _scenario_runs(
     config: StudyConfig, scenario: Scenario, model: str, fit: FitSpec
 ) -> Iterator[Run]:
-    sizes = scenario.n_groups if not scenario.dataset else (0,)
+    sizes = scenario.n_groups if not (scenario.dataset or scenario.table) else (0,)
+    table = scenario.table
     for n_groups in sizes:
-        for seed in config.seeds:
+        for seed in fit.seeds or config.seeds:
             yield Run(
                 model=model,
                 backend=fit.backend,
@@ -136,6 +148,8 @@ def _scenario_runs(
                 settings=dict(fit.settings),
                 priors=dict(config.priors.get(model, {})),
                 study=config.name,
+                table=table.spec if table else None,
+                table_hash=table.digest if table else "",
             )
 
 
@@ -151,9 +165,18 @@ def limit_threads() -> None:
 
 
 def load_run_data(run: Run) -> tuple[Any, dict[str, Any] | None]:
-    """The data of a run (simulated with the run's seed, or a real data set) and its truth."""
+    """The data of a run (simulated with the run's seed, a real data set, or your own table,
+    checked against the content hash it had when the study was loaded) and its truth."""
     from models import load_dataset, simulate
 
+    if run.table is not None:
+        table = run.table.prepare()
+        if table.digest != run.table_hash:
+            raise ValueError(
+                f"data: {run.name} changed since the study was loaded (content hash "
+                f"{table.digest}, expected {run.table_hash}); load the study again"
+            )
+        return table.data, None
     if run.dataset:
         return load_dataset(run.dataset), None
     return simulate(
