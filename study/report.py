@@ -250,6 +250,13 @@ def _settings_lines(config: StudyConfig) -> list[str]:
     lines = [f"- seeds (replicated data sets): {list(config.seeds)}"]
     for scenario in config.scenarios:
         only = f"; fits: {', '.join(scenario.fits)}" if scenario.fits else ""
+        if scenario.table is not None:
+            table = scenario.table
+            lines.append(
+                f"- {', '.join(scenario.models)}: table `{table.data.name}` ({table.source}, "
+                f"`{table.formula}`, {table.data.n_obs} rows; {'; '.join(table.notes)}){only}"
+            )
+            continue
         if scenario.dataset:
             lines.append(
                 f"- {', '.join(scenario.models)}: real data set `{scenario.dataset}`{only}"

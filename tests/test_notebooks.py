@@ -21,6 +21,7 @@ NOTEBOOKS = (
     "02_random_intercepts",
     "03_logistic_random_intercepts",
     "04_sd_ratio_study",
+    "05_your_own_data",
 )
 
 
