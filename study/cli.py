@@ -19,7 +19,7 @@ from typing import Any
 
 from models import MODELS
 from study.config import StudyConfigError
-from study.runner import StudyLockedError, StudyStopped
+from study.runner import StudyLockedError, StudyStopped, stop_on_signals
 
 logger = logging.getLogger("study")
 
@@ -157,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return _COMMANDS[args.command](args)
+        with stop_on_signals():
+            return _COMMANDS[args.command](args)
     except (StudyConfigError, FileNotFoundError, ValueError, StudyLockedError) as error:
         print(f"vistudy {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE

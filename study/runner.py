@@ -87,7 +87,7 @@ def run_study(
     StudyResult
     """
     out = Path(out)
-    with results_lock(out), _stop_on_signals():
+    with results_lock(out), stop_on_signals():
         (out / "runs").mkdir(parents=True, exist_ok=True)
         remove_temporary_files(out)
         todo, finished = pending_runs(expand(config), out)
@@ -179,10 +179,10 @@ def results_lock(out: str | Path) -> Iterator[None]:
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """While a study runs, SIGTERM raises `StudyStopped` in the main thread (SIGINT already
-    raises KeyboardInterrupt), so that workers are stopped and nothing is left half-written.
-    A SIGTERM handler installed by someone else is left alone."""
+def stop_on_signals() -> Iterator[None]:
+    """While a study (or a whole ``vistudy`` command) runs, SIGTERM raises `StudyStopped` in the
+    main thread (SIGINT already raises KeyboardInterrupt), so that workers are stopped and
+    nothing is left half-written. A SIGTERM handler installed by someone else is left alone."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
