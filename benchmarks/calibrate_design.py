@@ -16,7 +16,7 @@ each published M0/M2 cell (beta_0, beta_1, beta_2, tau_e, tau_u; M2's published 
 ``mean |ours - published|`` over all cells and per column, ranked. Results go to
 ``OUT/calibration_cells.csv`` (every cell, every replicate) and ``OUT/calibration_ranking.csv``.
 
-    python benchmarks/calibrate_design.py [--replicates 5] [--jobs 2] [--out DIR] [--quick]
+    python benchmarks/calibrate_design.py [--grid fine] [--replicates 5] [--jobs 2] [--out DIR]
 """
 
 from __future__ import annotations
@@ -54,13 +54,19 @@ class Candidate:
         return f"{rows}, sigma_u={self.sigma_u}, sigma_e={self.sigma_e}, {self.prior}"
 
 
-def candidates(quick: bool) -> list[Candidate]:
-    """The search grid (a smaller one with ``quick``)."""
+def candidates(grid: str) -> list[Candidate]:
+    """The search grid: ``coarse`` (the first search), ``fine`` (around its best: total N near
+    500 rows, sigma_u / sigma_e near 0.5; only their ratio and the priors' scale matter) or
+    ``quick``."""
     designs = [("per_group", 5), ("per_group", 20), ("total", 200), ("total", 500)]
-    if not quick:
+    sigmas_u, sigmas_e = (0.5, 1.0), (1.0,)
+    if grid == "coarse":
         designs += [("per_group", 10), ("total", 1000)]
-    sigmas_u = (0.5, 1.0) if quick else (0.5, 1.0, 2.0)
-    sigmas_e = (1.0,) if quick else (0.5, 1.0)
+        sigmas_u, sigmas_e = (0.5, 1.0, 2.0), (0.5, 1.0)
+    elif grid == "fine":
+        designs = [("per_group", n) for n in (5, 10, 20)]
+        designs += [("total", n) for n in (200, 300, 400, 500, 750)]
+        sigmas_u = (0.35, 0.5, 0.7, 1.0)
     return [
         Candidate(design, rows, su, se, prior)
         for (design, rows), su, se, prior in itertools.product(designs, sigmas_u, sigmas_e, PRIORS)
@@ -128,12 +134,12 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("results/calibration"))
-    parser.add_argument("--quick", action="store_true", help="a smaller grid")
+    parser.add_argument("--grid", choices=("quick", "coarse", "fine"), default="fine")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     tasks = [
         (c, q, seed)
-        for c in candidates(args.quick)
+        for c in candidates(args.grid)
         for q in GROUPS
         for seed in range(1, args.replicates + 1)
     ]

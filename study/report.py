@@ -162,7 +162,7 @@ def _main_sections(
     real = rows[rows.n_groups == 0]
     for number, design in enumerate(_designs(rows) or [""]):
         chosen = pd.concat([rows[rows.design == design], real]) if design else rows
-        comparison = analysis.published_comparison(chosen)
+        comparison = _studied_rows(analysis.published_comparison(chosen), chosen)
         slug = design or "all"
         figure = out / FIGURES_DIR / f"published_vs_ours_{slug}.png"
         save(analysis.plot_published_vs_ours(comparison, f"design {slug}"), figure)
@@ -188,6 +188,16 @@ def _main_sections(
         ]
         lines += _inline_main_figures(out, entries, design, figures)
     return lines
+
+
+def _studied_rows(comparison: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Published rows of the numbers of groups this design studied (and real-data rows)."""
+    studied = set(rows.label) | {
+        label
+        for label in comparison.row
+        if "_Q" in label and int(label.rsplit("_Q", 1)[1]) in set(rows.n_groups)
+    }
+    return comparison[comparison.row.isin(studied)]
 
 
 def _inline_main_figures(

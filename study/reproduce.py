@@ -11,6 +11,7 @@ from study.config import FitSpec, StudyConfig, parse_study
 # --quick drops scenarios, never settings: with NUTS chains of 500 + 500 most of its references
 # failed the MCMC gate (bulk ESS of beta_0 107-354 < 400), which is no first look at all.
 QUICK_GROUPS = (5, 20)
+QUICK_REPLICATES = 3
 # Tiny settings for tests of the machinery: numbers from them mean nothing.
 TINY_SETTINGS = {
     ("numpyro", "advi"): {
@@ -41,10 +42,12 @@ def reproduction_study(*, quick: bool = False, tiny: bool = False) -> StudyConfi
     Parameters
     ----------
     quick : bool
-        Only Q = 5 and 20 (the simulated scenarios) and Boston: the same fits, fewer runs.
+        Only Q = 5 and 20 (the simulated scenarios) and Boston, and 3 replicated data sets per
+        cell instead of 5: the same fits and settings, fewer runs.
     tiny : bool
-        Q = 5 only and tiny sampler/optimiser settings: exercises every step and output of
-        the reproduction in about a minute (for tests); its numbers mean nothing.
+        Q = 5 only, one data set per cell and tiny sampler/optimiser settings: exercises every
+        step and output of the reproduction in about a minute (for tests); its numbers mean
+        nothing.
 
     Returns
     -------
@@ -54,11 +57,15 @@ def reproduction_study(*, quick: bool = False, tiny: bool = False) -> StudyConfi
     config = parse_study(tomllib.loads(text), source="study/studies/reproduce.toml")
     if quick or tiny:
         groups = (5,) if tiny else QUICK_GROUPS
+        seeds = config.seeds[: 1 if tiny else QUICK_REPLICATES]
         scenarios = tuple(
             replace(s, n_groups=tuple(q for q in s.n_groups if q in groups)) if s.n_groups else s
             for s in config.scenarios
         )
-        config = replace(config, scenarios=scenarios, name=f"{config.name}-quick")
+        fits = tuple(replace(f, seeds=tuple(s for s in f.seeds if s in seeds)) for f in config.fits)
+        config = replace(
+            config, scenarios=scenarios, fits=fits, seeds=seeds, name=f"{config.name}-quick"
+        )
     if tiny:
         config = replace(config, fits=tuple(_with(fit, TINY_SETTINGS) for fit in config.fits))
     return config

@@ -133,6 +133,8 @@ def _scenario_runs(
     table = scenario.table
     for n_groups in sizes:
         for seed in fit.seeds or config.seeds:
+            if scenario.seeds and seed not in scenario.seeds:
+                continue
             yield Run(
                 model=model,
                 backend=fit.backend,
