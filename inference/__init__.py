@@ -18,6 +18,7 @@ import models
 from inference.contract import VARIATIONAL_GROUP, analytic_moments, build_inference_data
 from inference.registry import (
     BACKENDS,
+    CORRECTIONS,
     DEFAULT_FAMILY,
     FAMILIES,
     METHODS,
@@ -79,8 +80,9 @@ def fit(
         in ``conjugate``.
     family : {"mean_field", "block", "full_rank"}, optional
         The variational family of ``advi`` and ``cavi`` (default ``mean_field``, see
-        `inference.registry.FAMILIES`; ``cavi`` has ``mean_field`` and ``block``). Samplers and
-        the exact posterior take none.
+        `inference.registry.FAMILIES`; ``cavi`` has ``mean_field`` and ``block``), or a family
+        with a correction, ``<family>+lrvb`` (`inference.lrvb`). Samplers and the exact
+        posterior take none.
     settings : mapping or settings dataclass, optional
         Overrides of the entry's defaults (its class in `inference.registry.REGISTRY`).
     seed : int
@@ -95,7 +97,8 @@ def fit(
     arviz.InferenceData
         The contract of ARCHITECTURE.md: ``posterior`` (public names, constrained space),
         ``observed_data``, ``constant_data``, ``sample_stats`` (samplers) or ``vi_trace`` and
-        ``variational`` (VB: the loss per step and the fitted q's parameters), and provenance
+        ``variational`` (VB: the loss per step and the fitted q's parameters), ``psis_khat``
+        (VB: Pareto k̂ of q as an importance proposal, `inference.psis`), and provenance
         attrs (``model``, ``backend``, ``method``, ``family``, ``seed``, ``settings``,
         ``priors``, ``compile_time_s``, ``run_time_s``, ``versions``, ``run_id``).
 
@@ -138,6 +141,10 @@ def fit(
         progressbar=progressbar,
     )
     _stamp_priors(idata, prior_values)
+    if entry.role == "vb":
+        from inference.psis import stamp_psis
+
+        stamp_psis(idata, spec, data, prior_values, seed=seed)
     return idata
 
 
@@ -149,6 +156,7 @@ def _stamp_priors(idata: az.InferenceData, priors: Any) -> None:
 
 __all__ = [
     "BACKENDS",
+    "CORRECTIONS",
     "DEFAULT_FAMILY",
     "FAMILIES",
     "METHODS",
