@@ -44,6 +44,7 @@ from analysis.verdicts import (
     summarise_verdicts,
     verdict,
 )
+from analysis.vsbc import plot_vsbc, vsbc_probabilities, vsbc_test
 
 __all__ = [
     "FitInfo",
@@ -66,6 +67,7 @@ __all__ = [
     "plot_ratio_heatmap",
     "plot_ratio_vs_groups",
     "plot_shrinkage",
+    "plot_vsbc",
     "pointwise_log_likelihood",
     "posterior_predictive",
     "predictive_comparison",
@@ -83,6 +85,8 @@ __all__ = [
     "summarise_verdicts",
     "to_markdown",
     "variance_ratio",
+    "vsbc_probabilities",
+    "vsbc_test",
     "verdict",
     "wide_table",
     "write_tables",

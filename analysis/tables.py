@@ -61,6 +61,7 @@ TIDY_COLUMNS = [
     "ess_bulk",
     "ess_tail",
     "divergences",
+    "khat",
 ]
 
 
@@ -91,7 +92,8 @@ def ratio_table(
         the verdict on the whole reference fit (``ok`` or ``FAIL: reasons``); ``vb`` and
         ``reference`` the full labels of the two fits (``numpyro/advi:block``); ``rhat``,
         ``ess_bulk`` and ``ess_tail`` are the reference's diagnostics of that very element,
-        ``divergences`` those of the whole reference.
+        ``divergences`` those of the whole reference; ``khat`` the PSIS k̂ of the VB fit (NaN
+        when it has none).
 
     Examples
     --------
@@ -137,6 +139,7 @@ def ratio_table(
                 var_hi=table.hi**2,
                 gate=gate.label,
                 divergences=gate.divergences,
+                khat=float(vb.posterior.attrs.get("psis_khat", np.nan)),
             )
             frames.append(table[TIDY_COLUMNS])
     if not frames:

@@ -58,7 +58,18 @@ from models import DATASETS, MODELS
 from models.data import TRUTH_KEYS
 from models.tabular import PreparedTable, TableSpec, check_model
 
-_TOP_KEYS = {"name", "description", "replicates", "seeds", "scenario", "fit", "compare", "priors"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "replicates",
+    "seeds",
+    "scenario",
+    "fit",
+    "compare",
+    "priors",
+    "vsbc",
+}
+_VSBC_KEYS = {"fits", "parameters"}
 _SCENARIO_KEYS = {
     "models",
     "n_groups",
@@ -159,6 +170,8 @@ class StudyConfig:
     description: str = ""
     source: str = "<memory>"
     main: tuple[MainRows, ...] = ()
+    vsbc: tuple[str, ...] = ()
+    vsbc_parameters: tuple[str, ...] = ("beta", "tau_e", "tau_u")
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -226,6 +239,7 @@ def parse_study(raw: Mapping[str, Any], source: str = "<memory>") -> StudyConfig
         priors=_priors(raw, where),
         source=source,
         main=main,
+        **_vsbc(raw, labels, where),
     )
 
 
@@ -472,6 +486,26 @@ def _compare(item: Any, labels: list[str], where: _Where) -> tuple[MainRows, boo
             raise where.fail(key, f"{text!r} is not one of the study's fits {labels}")
         pair.append(label)
     return MainRows(pair[0], pair[1], models), is_main
+
+
+def _vsbc(raw: Mapping[str, Any], labels: list[str], where: _Where) -> dict[str, Any]:
+    """The optional ``[vsbc]`` table: VB fits whose calibration is tested over the seeds."""
+    if "vsbc" not in raw:
+        return {}
+    table = raw["vsbc"]
+    where.keys(table, _VSBC_KEYS, "vsbc")
+    inner = where.at("vsbc")
+    fits = []
+    for text in inner.typed(table, "fits", list):
+        try:
+            label = parse_label(text).label
+        except ValueError as error:
+            raise inner.fail("fits", str(error)) from None
+        if label not in labels:
+            raise inner.fail("fits", f"{text!r} is not one of the study's fits {labels}")
+        fits.append(label)
+    parameters = tuple(inner.typed(table, "parameters", list, default=["beta", "tau_e", "tau_u"]))
+    return {"vsbc": tuple(fits), "vsbc_parameters": parameters}
 
 
 def _seeds(raw: Mapping[str, Any], where: _Where) -> tuple[int, ...]:

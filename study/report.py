@@ -118,6 +118,8 @@ def write_report(out: Path, config: StudyConfig) -> Path:
     lines += _settings_lines(config)
     if not tidy.empty:
         lines += _main_sections(out, config, tidy, figures)
+        lines += _tell_and_fix_lines(tidy)
+        lines += _vsbc_lines(out, config, fits, figures)
         lines += _pair_sections(config, tidy)
         lines += _gate_lines(tidy)
     lines += ["", "## Files", ""] + [
@@ -217,6 +219,102 @@ def _inline_main_figures(
 
 def _design_suffix(design: str | None) -> str:
     return f"_{design}" if design else ""
+
+
+TELL_PARAMETERS = ("beta_0", "beta_1", "tau_e", "tau_u")
+KHAT_TEXT = (
+    "k̂ is the Pareto shape of the importance weights p(θ, y) / q(θ) on draws from q (PSIS; "
+    "Yao et al. 2018): below 0.5 q is close enough to the posterior for the VB answer to be "
+    "trusted, from 0.5 to 0.7 importance sampling can still repair it, above 0.7 q misses a "
+    "region that matters (typically it is too narrow) and its numbers are unreliable."
+)
+
+
+def _tell_and_fix_lines(tidy: pd.DataFrame) -> list[str]:
+    """SD ratios of every family of one VB method side by side, with each fit's k̂."""
+    lines = ["", "## Can we tell, and can we fix it?", "", KHAT_TEXT, ""]
+    chosen = tidy[tidy.parameter.isin(TELL_PARAMETERS) & (tidy.ref_method != "exact")]
+    groups = chosen.groupby(["vb_backend", "vb_method", "reference"], sort=False)
+    for (backend, method, reference), rows in groups:
+        families = list(dict.fromkeys(rows.vb_family))
+        if len(families) < 2:
+            continue
+        lines += [
+            f"### {backend}/{method} families against {reference}",
+            "",
+            _family_table(rows, families),
+            "",
+        ]
+    return lines if len(lines) > 5 else []
+
+
+def _family_table(rows: pd.DataFrame, families: list[str]) -> str:
+    """Markdown: per scenario, the median ratio of each family per parameter, then k̂."""
+    rows = rows.assign(row=rows.label + " " + rows.design.where(rows.n_groups > 0, ""))
+    ratios = rows.pivot_table(
+        index="row", columns=["parameter", "vb_family"], values="ratio", aggfunc="median"
+    )
+    khat = rows.pivot_table(index="row", columns="vb_family", values="khat", aggfunc="max")
+    header = ["Model"]
+    header += [f"{p} {f}" for p in TELL_PARAMETERS for f in families if (p, f) in ratios]
+    header += [f"k̂ {f}" for f in families]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in dict.fromkeys(rows.row):
+        cells = [
+            _number(ratios.at[row, (p, f)])
+            for p in TELL_PARAMETERS
+            for f in families
+            if (p, f) in ratios
+        ]
+        cells += [_number(khat.at[row, f]) if f in khat else "NA" for f in families]
+        lines.append(f"| {row.strip()} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    """A plain Markdown table of a small DataFrame (no index)."""
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * table.shape[1]]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return "NA" if pd.isna(value) else f"{value:.2f}"
+
+
+def _vsbc_lines(out: Path, config: StudyConfig, fits: list, figures: list[Path]) -> list[str]:
+    """VSBC of the study's ``[vsbc]`` fits over its replicated data sets."""
+    if not config.vsbc:
+        return []
+    probabilities = analysis.vsbc_probabilities(fits, config.vsbc, config.vsbc_parameters)
+    if probabilities.empty:
+        return []
+    tests = analysis.vsbc_test(probabilities)
+    probabilities.to_csv(out / TABLES_DIR / "vsbc_probabilities.csv", index=False)
+    tests.to_csv(out / TABLES_DIR / "vsbc_tests.csv", index=False)
+    figure = out / FIGURES_DIR / "vsbc.png"
+    save(analysis.plot_vsbc(probabilities), figure)
+    figures.append(figure)
+    columns = ["vb", "model", "n_groups", "parameter", "replicates", "p_value", "uniform_p_value"]
+    table = tests[[*columns, "verdict"]].assign(
+        p_value=tests.p_value.map(lambda v: f"{v:.3g}"),
+        uniform_p_value=tests.uniform_p_value.map(lambda v: f"{v:.3g}"),
+    )
+    return [
+        "",
+        "### VSBC: is q calibrated over replicated data sets?",
+        "",
+        "p = Pr_q(θ < θ*) per data set (θ* the truth it was simulated with); `p_value`: the "
+        "two-sample KS test of p against 1 − p (VSBC's symmetry test, Yao et al. 2018), "
+        "`uniform_p_value`: the KS test of p against U(0, 1), which also sees a q too narrow "
+        "but symmetric; verdict at level 0.05 with the direction: too narrow (p piles up at 0 "
+        "and 1), too wide (at 1/2), shifted (tilted).",
+        "",
+        _markdown(table),
+        "",
+        f"![VSBC]({figure.relative_to(out)})",
+        "",
+    ]
 
 
 def _pair_sections(config: StudyConfig, tidy: pd.DataFrame) -> list[str]:
