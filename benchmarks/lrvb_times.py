@@ -6,7 +6,7 @@
    program compiled in this process) and warm (a second data set of the same shape), Newton
    steps and the gradient norm at the end (target: at most 2 s added).
 2. Scaling in Q (20 rows per group) from CAVI mean-field fits of M0 and M3: the structured path
-   (cold and warm), conjugate gradients on Hessian-vector products for the columns of beta_0 and
+   (cold and warm; "cold" is warm where section 1 compiled the same problem), conjugate gradients on Hessian-vector products for the columns of beta_0 and
    tau_u (products taken, seconds), and the dense ``jax.hessian`` path while the objective has at
    most ``--dense-max`` parameters.
 3. PSIS k̂ (`inference.psis.stamp_psis`, what ``fit`` adds to every VB fit) at Q = 100.
@@ -66,7 +66,8 @@ def lrvb_at_q100(block: bool) -> pd.DataFrame:
                 lr = linear_response(base, spec, data, spec.priors())
                 row[f"{when}_s"] = lr.seconds
                 row[f"fit_{when}_s"] = fit_s
-            row |= {"compile_s": lr.compile_time_s, "newton": lr.newton_steps}
+                row.setdefault("compile_s", lr.compile_time_s)
+            row["newton"] = lr.newton_steps
             row["grad_norm"] = lr.grad_norm
             rows.append(row)
     return pd.DataFrame(rows)
