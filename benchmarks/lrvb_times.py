@@ -6,9 +6,10 @@
    program compiled in this process) and warm (a second data set of the same shape), Newton
    steps and the gradient norm at the end (target: at most 2 s added).
 2. Scaling in Q (20 rows per group) from CAVI mean-field fits of M0 and M3: the structured path
-   (cold and warm; "cold" is warm where section 1 compiled the same problem), conjugate gradients on Hessian-vector products for the columns of beta_0 and
-   tau_u (products taken, seconds), and the dense ``jax.hessian`` path while the objective has at
-   most ``--dense-max`` parameters.
+   (cold and warm; "cold" is warm where section 1 compiled the same problem), conjugate
+   gradients on Hessian-vector products for the columns of beta_0 and tau_u (products taken,
+   seconds), and the dense ``jax.hessian`` path while the objective has at most
+   ``--dense-max`` parameters.
 3. PSIS k̂ (`inference.psis.stamp_psis`, what ``fit`` adds to every VB fit) at Q = 100.
 
 Usage::
