@@ -301,7 +301,7 @@ def _list(args: argparse.Namespace) -> int:
     print("fits (backend/method[:family]):")
     for entry in REGISTRY.values():
         shown = "all models" if entry.models is None else ", ".join(entry.models)
-        print(f"  {entry.label:<27} {entry.role:<6} {shown}")
+        print(f"  {entry.label:<34} {entry.role:<6} {shown}")
     print("variational families:")
     for name, text in FAMILIES.items():
         print(f"  {name:<27} {text.split(';')[0]}")
