@@ -258,8 +258,11 @@ FIT_COLUMNS = (
     "seed",
     "vb_backend",
     "vb_method",
+    "vb_family",
+    "vb",
     "ref_backend",
     "ref_method",
+    "reference",
     "gate",
 )
 

@@ -119,7 +119,8 @@ def write_report(out: Path, config: StudyConfig) -> Path:
     if not tidy.empty:
         lines += _main_sections(out, config, tidy, figures)
         lines += _tell_and_fix_lines(tidy)
-        lines += _vsbc_lines(out, config, fits, figures)
+    lines += _vsbc_lines(out, config, fits, figures)
+    if not tidy.empty:
         lines += _pair_sections(config, tidy)
         lines += _gate_lines(tidy)
     lines += ["", "## Files", ""] + [
@@ -290,6 +291,7 @@ def _vsbc_lines(out: Path, config: StudyConfig, fits: list, figures: list[Path])
     if probabilities.empty:
         return []
     tests = analysis.vsbc_test(probabilities)
+    (out / TABLES_DIR).mkdir(parents=True, exist_ok=True)
     probabilities.to_csv(out / TABLES_DIR / "vsbc_probabilities.csv", index=False)
     tests.to_csv(out / TABLES_DIR / "vsbc_tests.csv", index=False)
     figure = out / FIGURES_DIR / "vsbc.png"
