@@ -126,7 +126,7 @@ def vsbc_test(probabilities: pd.DataFrame, level: float = 0.05) -> pd.DataFrame:
     rows = []
     for key, cell in probabilities.groupby(keys, sort=False):
         p = cell.p.to_numpy(dtype=float)
-        symmetry = stats.ks_2samp(p, 1.0 - p)
+        symmetry = stats.ks_2samp(p, 1.0 - p, method="asymp")
         uniform = stats.kstest(p, "uniform")
         row = dict(zip(keys, key, strict=True))
         row.update(
@@ -157,8 +157,17 @@ def plot_vsbc(probabilities: pd.DataFrame, parameters: Sequence[str] | None = No
     """Histograms of p per parameter (columns) and VB fit (rows), KS verdict in each title.
 
     A calibrated fit gives a flat histogram (p ~ uniform under draws from the prior) or at least a
-    symmetric one; a U shape means too narrow, a bump at 1/2 too wide, a tilt a shift.
+    symmetric one; a U shape means too narrow, a bump at 1/2 too wide, a tilt a shift. A row is
+    one (VB fit, model, number of groups): designs are never pooled.
     """
+    probabilities = probabilities.assign(
+        vb=probabilities.vb
+        + np.where(
+            probabilities.groupby("vb").n_groups.transform("nunique") > 1,
+            " Q=" + probabilities.n_groups.astype(str),
+            "",
+        )
+    )
     tests = vsbc_test(probabilities).set_index(["vb", "parameter"])
     fits = list(dict.fromkeys(probabilities.vb))
     parameters = list(parameters or dict.fromkeys(probabilities.parameter))

@@ -15,6 +15,8 @@ kappa_i``:
                                                    h = X'kappa + m0 / s0^2 - B' (k / P)
     u_j     | omega, beta, tau_u ~ N((k_j - B[j] beta) / P_j, 1 / P_j)
     tau_u   | u               ~ Gamma(a_u + Q/2, b_u + ||u||^2 / 2)
+    sigma_u | z, omega, beta  (interweaving: `inference.conjugate.gibbs.interweave_scale` with
+                               the group sums of omega as weights and ``k_j - B[j] beta``)
 
 Starts are over-dispersed: ``beta, u ~ N(0, 1)``, ``tau_u ~ exp(N(0, 1))``.
 """
@@ -32,6 +34,8 @@ from inference.conjugate.gibbs import (
     block_size,
     chain_generators,
     gaussian_from_canonical,
+    interweave_noise,
+    interweave_scale,
     normal_log_prior,
     run_chains,
     stacked_noise,
@@ -79,9 +83,11 @@ def gibbs_logistic(
         prec = np.swapaxes(omega[:, :, None] * X, 1, 2) @ X + prior_prec - scaled @ cross
         shift = Xt_kappa + prior_shift - (scaled @ kappa_g[:, None])[..., 0]
         beta = gaussian_from_canonical(prec, shift, eps["z_beta"])
-        u_mean = (kappa_g - (cross @ beta[:, :, None])[..., 0]) / prec_u
-        u = u_mean + eps["z_u"] / np.sqrt(prec_u)
+        residual = kappa_g - (cross @ beta[:, :, None])[..., 0]
+        u = residual / prec_u + eps["z_u"] / np.sqrt(prec_u)
         tau_u = eps["g_u"] / (priors.b_u + 0.5 * np.sum(u * u, axis=1))
+        weights = prec_u - state["tau_u"][:, None]  # the group sums of omega
+        u, tau_u = interweave_scale(u, tau_u, weights, residual, priors, eps)
         return {"beta": beta, "u": u, "tau_u": tau_u}
 
     def draw(rng: np.random.Generator, block: int) -> dict[str, np.ndarray]:
@@ -89,6 +95,7 @@ def gibbs_logistic(
             "z_beta": rng.standard_normal((block, p)),
             "z_u": rng.standard_normal((block, q)),
             "g_u": rng.standard_gamma(shape_u, block),
+            **interweave_noise(rng, block),
         }
 
     start = {

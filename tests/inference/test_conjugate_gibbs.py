@@ -123,3 +123,33 @@ def test_thinning_progressbar_and_netcdf(model: str, tmp_path) -> None:
     restored = az.from_netcdf(tmp_path / "gibbs.nc")
     np.testing.assert_array_equal(restored.sample_stats["lp"], idata.sample_stats["lp"])
     assert not restored.sample_stats["diverging"].values.any()
+
+
+@pytest.mark.parametrize("model", ["random_intercept", "logistic_random_intercept"])
+def test_interweaving_unlocks_tau_u_with_few_rows_per_group(model: str, monkeypatch) -> None:
+    """3 rows per group, vague Gamma(0.01, 0.01) prior: the centred tau_u | u update alone
+    mixes slowly; the non-centred move of sigma_u multiplies tau_u's bulk ESS (measured: M0
+    260 -> 1350, M3 53 -> 700 of 8000 draws), and both target the same posterior."""
+    import analysis
+    import inference.conjugate.gibbs as gibbs_module
+    from models import simulate
+
+    data, _ = simulate(model, n_groups=100, n_obs=300, truth={"tau_u": 4.0}, seed=2)
+    priors = {"a_u": 0.01, "b_u": 0.01} | (
+        {"a_e": 0.01, "b_e": 0.01} if "tau_e" in MODELS[model].parameters else {}
+    )
+    settings = {"num_chains": 4, "num_burnin": 500, "num_draws": 1500}
+
+    def run() -> tuple[float, float, float]:
+        idata = fit(
+            model, data, backend="conjugate", method="gibbs", settings=settings, priors=priors
+        )
+        ess = float(analysis.reference_diagnostics(idata, ["tau_u"]).ess_bulk.iloc[0])
+        log_tau = np.log(idata.posterior.tau_u.values)
+        return ess, float(log_tau.mean()), float(log_tau.std() / np.sqrt(ess))
+
+    interwoven = run()
+    monkeypatch.setattr(gibbs_module, "INTERWEAVE_STEPS", 0)
+    centred = run()
+    assert interwoven[0] > 2.5 * centred[0], (interwoven, centred)
+    assert abs(interwoven[1] - centred[1]) < 5 * np.hypot(interwoven[2], centred[2])
