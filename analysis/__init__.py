@@ -37,6 +37,14 @@ from analysis.ratios import (
     variance_ratio,
 )
 from analysis.tables import pair_rows, ratio_table, to_markdown, wide_table, write_tables
+from analysis.timing import (
+    accuracy_table,
+    plot_time_to_accuracy,
+    plot_time_vs_groups,
+    time_to_accuracy,
+    timing_summary,
+    timing_table,
+)
 from analysis.verdicts import (
     VerdictThresholds,
     add_verdicts,
@@ -51,6 +59,7 @@ __all__ = [
     "GateResult",
     "GateThresholds",
     "VerdictThresholds",
+    "accuracy_table",
     "add_verdicts",
     "compare_with_published",
     "comparison_markdown",
@@ -67,6 +76,8 @@ __all__ = [
     "plot_ratio_heatmap",
     "plot_ratio_vs_groups",
     "plot_shrinkage",
+    "plot_time_to_accuracy",
+    "plot_time_vs_groups",
     "plot_vsbc",
     "pointwise_log_likelihood",
     "posterior_predictive",
@@ -83,6 +94,9 @@ __all__ = [
     "side_by_side_markdown",
     "summarise_vectors",
     "summarise_verdicts",
+    "time_to_accuracy",
+    "timing_summary",
+    "timing_table",
     "to_markdown",
     "variance_ratio",
     "vsbc_probabilities",

@@ -1,7 +1,9 @@
 """Wall times of the reference engines against the issue's targets.
 
-- CAVI on ``random_intercept`` with 10^4 groups and 10^6 rows (target: at most 2 s), both the
-  whole ``fit`` call (with the default 4,000 draws of 10^4 intercepts) and the optimisation alone.
+- CAVI on ``random_intercept`` with 10^4 groups and 10^6 rows (target: the whole ``fit`` call in
+  at most 2 s). ``fit`` = the engine (the optimisation, the default 4,000 draws of 10^4
+  intercepts, the InferenceData) + the PSIS k-hat that ``fit`` adds to every VB fit (2,000 draws
+  from q and the log joint at each, `inference.psis`); each part is timed on its own too.
   Both families: ``mean_field`` and ``block`` (q(beta, u) jointly Gaussian, its draws of ``u``
   are ``u | beta``).
 - Gibbs sweeps per second at Q = 100 groups, n = 1,000 rows (target: at least 5,000), for the
@@ -18,11 +20,14 @@ import time
 
 import numpy as np
 
-from inference import fit
+from inference import fit, lookup
 from inference.conjugate.cavi import cavi_random_intercept
 from inference.conjugate.cavi_block import cavi_block_random_intercept
+from inference.psis import psis_khat
 from inference.settings import CaviSettings
 from models import MODELS, simulate
+
+CAVI_TARGET_S = 2.0
 
 
 def _best_of(repeats: int, run) -> float:
@@ -46,16 +51,27 @@ def cavi_times(repeats: int) -> None:
 
 
 def cavi_family_times(repeats: int, data, family: str, optimiser) -> None:
-    """Print the times of one CAVI family on ``data``."""
-    priors = MODELS["random_intercept"].priors()
-    settings = CaviSettings(num_draws=1)
+    """Print the times of one CAVI family on ``data``: the whole ``fit`` against the target, and
+    its parts (optimisation alone, the engine with its draws, PSIS k-hat)."""
+    spec = MODELS["random_intercept"]
+    priors = spec.priors()
     holder: dict = {}
 
     def optimise() -> None:
-        holder["result"] = optimiser(data, priors, settings, np.random.default_rng(0))
+        holder["result"] = optimiser(
+            data, priors, CaviSettings(num_draws=1), np.random.default_rng(0)
+        )
+
+    def engine() -> None:
+        holder["idata"] = lookup("conjugate", "cavi", family).load()(
+            spec, data, priors=priors, settings=CaviSettings(), seed=0, family=family
+        )
+
+    def khat() -> None:
+        holder["khat"] = psis_khat(holder["idata"].variational, spec, data, priors, seed=0)[0]
 
     def whole_fit() -> None:
-        holder["idata"] = fit(
+        fit(
             "random_intercept",
             data,
             backend="conjugate",
@@ -64,15 +80,28 @@ def cavi_family_times(repeats: int, data, family: str, optimiser) -> None:
             progressbar=False,
         )
 
-    optimise_s = _best_of(repeats, optimise)
-    fit_s = _best_of(repeats, whole_fit)
+    times = {
+        name: _best_of(repeats, part)
+        for name, part in (
+            ("optimise", optimise),
+            ("engine", engine),
+            ("khat", khat),
+            ("fit", whole_fit),
+        )
+    }
     result = holder["result"]
+    verdict = "met" if times["fit"] <= CAVI_TARGET_S else "MISSED"
     print(
         f"CAVI ({family}) random_intercept, Q=10^4, n=10^6: {result.info['n_iter']} sweeps, "
-        f"converged={result.converged}"
+        f"converged={result.converged}, k-hat {holder['khat']:.2f}"
     )
-    print(f"  optimisation (statistics + sweeps + moments): {optimise_s:.3f} s  (target <= 2 s)")
-    print(f"  whole fit() with 4,000 draws and InferenceData: {fit_s:.3f} s  (target <= 2 s)")
+    print(
+        f"  whole fit(): {times['fit']:.3f} s  (target <= {CAVI_TARGET_S:g} s: {verdict})\n"
+        f"    engine (optimisation, 4,000 draws, InferenceData): {times['engine']:.3f} s\n"
+        f"      of which the optimisation (statistics + sweeps + moments): "
+        f"{times['optimise']:.3f} s\n"
+        f"    PSIS k-hat (2,000 draws from q, log joint): {times['khat']:.3f} s"
+    )
 
 
 def gibbs_rates(repeats: int) -> None:

@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(reproduce)
 
+    _add_scaling_parser(commands)
     _add_check_parser(commands)
 
     table = commands.add_parser("table", help="write the tables of a results folder")
@@ -71,6 +72,27 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("out", type=Path, help="results folder")
     commands.add_parser("list", help="list models, backends, methods and data sets")
     return parser
+
+
+def _add_scaling_parser(commands: Any) -> None:
+    scaling = commands.add_parser(
+        "scaling",
+        help="time every method against the number of groups (M0, Q = 10 ... 10,000)",
+        description="The scaling study: CAVI, Gibbs, ADVI and NUTS on M0 with 20 rows per group "
+        "at Q = 10, 100, 1,000 and 10,000 groups (each method as far as it fits in minutes), "
+        "compile and run time of every fit and the error of its posterior SDs against Gibbs; "
+        "report.md gets a Time section. Fits run one at a time unless --jobs says otherwise, "
+        "so that their times compare.",
+    )
+    scaling.add_argument(
+        "--max-groups",
+        type=_positive_int,
+        help="leave out larger numbers of groups (e.g. 1000: without the 10,000-group fits)",
+    )
+    scaling.add_argument(
+        "--tiny", action="store_true", help="tiny settings, for tests (numbers are not meaningful)"
+    )
+    _add_run_options(scaling, jobs=1)
 
 
 def _add_check_parser(commands: Any) -> None:
@@ -119,18 +141,21 @@ def _add_check_parser(commands: Any) -> None:
     _add_executor_options(check)
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, jobs: int | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
-    _add_executor_options(parser)
+    _add_executor_options(parser, jobs)
     parser.add_argument("--no-report", action="store_true", help="skip tables and figures")
 
 
-def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+def _add_executor_options(parser: argparse.ArgumentParser, jobs: int | None = None) -> None:
+    """``--jobs`` (default ``jobs``, or the CPUs available, at most 4) and the Dask options."""
     parser.add_argument(
         "--jobs",
         type=_positive_int,
-        default=min(len(os.sched_getaffinity(0)), 4),
-        help="local worker processes (default: the CPUs available, at most 4)",
+        default=jobs or min(len(os.sched_getaffinity(0)), 4),
+        help=f"local worker processes (default: {jobs})"
+        if jobs
+        else "local worker processes (default: the CPUs available, at most 4)",
     )
     parser.add_argument("--scheduler", help="address of a Dask scheduler (tcp://host:port)")
     parser.add_argument("--dask-workers", type=_positive_int, help="start a local Dask cluster")
@@ -206,6 +231,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     from study.reproduce import reproduction_study
 
     return _execute(reproduction_study(quick=args.quick, tiny=args.tiny), args)
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    from study.scaling import scaling_study
+
+    return _execute(scaling_study(max_groups=args.max_groups, tiny=args.tiny), args)
 
 
 def _execute(config, args: argparse.Namespace) -> int:
@@ -314,6 +345,7 @@ def _list(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": _run,
     "reproduce": _reproduce,
+    "scaling": _scaling,
     "check": _check,
     "table": _table,
     "plot": _plot,

@@ -42,6 +42,12 @@ A study file looks like this (see ``studies/example.toml``)::
     # main = true                     # optional: rows of the report's main table (the table
     # models = ["random_intercept"]   # next to the published one), for these models only
 
+    [report]                          # optional
+    timing = true                     # a "Time" section: compile and run time per method and Q,
+                                      # and time to accuracy (analysis.timing)
+    # references = ["conjugate/gibbs"]  # time to accuracy against the first of these compared
+    #                                 # with a fit (default: the [[compare]] references in order)
+
 Every error names the file and the key that is wrong.
 """
 
@@ -68,8 +74,10 @@ _TOP_KEYS = {
     "compare",
     "priors",
     "vsbc",
+    "report",
 }
 _VSBC_KEYS = {"fits", "parameters"}
+_REPORT_KEYS = {"timing", "references"}
 _SCENARIO_KEYS = {
     "models",
     "n_groups",
@@ -172,6 +180,8 @@ class StudyConfig:
     main: tuple[MainRows, ...] = ()
     vsbc: tuple[str, ...] = ()
     vsbc_parameters: tuple[str, ...] = ("beta", "tau_e", "tau_u")
+    timing: bool = False
+    timing_references: tuple[str, ...] = ()
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -240,6 +250,7 @@ def parse_study(raw: Mapping[str, Any], source: str = "<memory>") -> StudyConfig
         source=source,
         main=main,
         **_vsbc(raw, labels, where),
+        **_report(raw, labels, compare, where),
     )
 
 
@@ -495,17 +506,45 @@ def _vsbc(raw: Mapping[str, Any], labels: list[str], where: _Where) -> dict[str,
     table = raw["vsbc"]
     where.keys(table, _VSBC_KEYS, "vsbc")
     inner = where.at("vsbc")
-    fits = []
-    for text in inner.typed(table, "fits", list):
+    fits = _fit_labels(table, "fits", labels, inner)
+    parameters = tuple(inner.typed(table, "parameters", list, default=["beta", "tau_e", "tau_u"]))
+    return {"vsbc": tuple(fits), "vsbc_parameters": parameters}
+
+
+def _report(
+    raw: Mapping[str, Any],
+    labels: list[str],
+    compare: tuple[tuple[str, str], ...],
+    where: _Where,
+) -> dict[str, Any]:
+    """The optional ``[report]`` table: ``timing`` (a Time section) and the ``references`` of
+    its time to accuracy, best first (default: the ``[[compare]]`` references, in order)."""
+    if "report" not in raw:
+        return {}
+    table = raw["report"]
+    where.keys(table, _REPORT_KEYS, "report")
+    inner = where.at("report")
+    timing = inner.typed(table, "timing", bool, default=False)
+    references = _fit_labels(table, "references", labels, inner, default=[])
+    default = tuple(dict.fromkeys(reference for _, reference in compare))
+    return {"timing": timing, "timing_references": tuple(references) or default}
+
+
+def _fit_labels(
+    table: Mapping[str, Any], key: str, labels: list[str], where: _Where, default: Any = _REQUIRED
+) -> list[str]:
+    """The list ``table[key]`` of fit labels, each normalised (family included) and checked to
+    be one of the study's fits."""
+    chosen = []
+    for text in where.typed(table, key, list, default=default):
         try:
             label = parse_label(text).label
         except ValueError as error:
-            raise inner.fail("fits", str(error)) from None
+            raise where.fail(key, str(error)) from None
         if label not in labels:
-            raise inner.fail("fits", f"{text!r} is not one of the study's fits {labels}")
-        fits.append(label)
-    parameters = tuple(inner.typed(table, "parameters", list, default=["beta", "tau_e", "tau_u"]))
-    return {"vsbc": tuple(fits), "vsbc_parameters": parameters}
+            raise where.fail(key, f"{text!r} is not one of the study's fits {labels}")
+        chosen.append(label)
+    return chosen
 
 
 def _seeds(raw: Mapping[str, Any], where: _Where) -> tuple[int, ...]:

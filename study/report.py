@@ -12,6 +12,7 @@ import analysis
 from analysis.figures import save
 from analysis.io import fit_info
 from analysis.tables import DEFAULT_PAIRS, label_slug
+from analysis.timing import accuracy_markdown, format_seconds, timing_markdown
 from study.config import MainRows, StudyConfig
 from study.runner import read_failures
 
@@ -77,27 +78,37 @@ def write_figures(
     return paths
 
 
+SHRINKAGE_MAX_GROUPS = 1_000
+"""Shrinkage figures draw one interval per group: beyond this many groups the figure (0.12 inch
+per group) outgrows what a PNG can hold, so they are drawn at the largest Q up to this."""
+
+
 def _largest_q_figures(fits: list, pairs: Sequence[tuple[str, str]], folder: Path) -> list[Path]:
-    largest = max((fit_info(f).n_groups for f in fits), default=0)
+    """Overlays at the largest Q, shrinkage at the largest Q up to `SHRINKAGE_MAX_GROUPS`."""
+    sizes = {fit_info(f).n_groups for f in fits}
+    largest = max(sizes, default=0)
+    shrinkage = max((q for q in sizes if q <= SHRINKAGE_MAX_GROUPS), default=0)
     paths = []
     for pair in pairs:
         for info, vb, reference in analysis.pair_fits(fits, *pair):
-            if info.n_groups != largest or largest == 0:
+            if info.n_groups == 0 or info.n_groups not in (largest, shrinkage):
                 continue
             stem = f"{info.dataset}-{info.model}-{_slug(pair)}"
             labels = (pair[0], pair[1])
-            paths.append(
-                _saved(
-                    analysis.plot_overlay(vb, reference, labels=labels),
-                    folder / f"overlay_{stem}.png",
+            if info.n_groups == largest:
+                paths.append(
+                    _saved(
+                        analysis.plot_overlay(vb, reference, labels=labels),
+                        folder / f"overlay_{stem}.png",
+                    )
                 )
-            )
-            paths.append(
-                _saved(
-                    analysis.plot_shrinkage(vb, reference, labels=labels),
-                    folder / f"shrinkage_{stem}.png",
+            if info.n_groups == shrinkage:
+                paths.append(
+                    _saved(
+                        analysis.plot_shrinkage(vb, reference, labels=labels),
+                        folder / f"shrinkage_{stem}.png",
+                    )
                 )
-            )
     return paths
 
 
@@ -116,6 +127,8 @@ def write_report(out: Path, config: StudyConfig) -> Path:
     figures = write_figures(out, config, fits, tidy)
     lines = [f"# {config.name}", "", config.description, "", "## Data-generating settings", ""]
     lines += _settings_lines(config)
+    if config.timing:
+        lines += _timing_lines(out, config, fits, tidy, tables, figures)
     if not tidy.empty:
         lines += _main_sections(out, config, tidy, figures)
         lines += _tell_and_fix_lines(tidy)
@@ -317,6 +330,96 @@ def _vsbc_lines(out: Path, config: StudyConfig, fits: list, figures: list[Path])
         f"![VSBC]({figure.relative_to(out)})",
         "",
     ]
+
+
+TIME_TEXT = (
+    "Seconds per fit as its engine measured them (`compile_time_s` and `run_time_s` in the "
+    "fit's attrs; `analysis.timing`), the median over the seeds: **run + compile**. Compile is "
+    "building and compiling programs (XLA, PyTensor's C, numba), 0 for the NumPy algorithms "
+    "and for programs a cache already held (in this process or on disk); run is the "
+    "optimisation or sampling with its draws. Not counted: simulating the data, building the "
+    "InferenceData, the PSIS k̂ of VB fits, writing the file. Fits run one at a time "
+    "(`--jobs 1`) give comparable numbers; † marks a sampled fit that failed the MCMC gate."
+)
+ACCURACY_TEXT = (
+    "Error of each fit's posterior SDs against the reference: |SD ratio − 1| of the scalars "
+    "and the median of |SD ratio − 1| over the random intercepts u_j, the median over the "
+    "seeds, against the fit's total seconds. The dotted line in each panel is the median "
+    "Monte-Carlo noise of the ratios (the relative half-width of their 90 % intervals): "
+    "errors near it are noise of the two fits, not bias. † after a method or a reference, "
+    "hollow points in the figure: it failed the MCMC gate there."
+)
+
+
+def _timing_lines(
+    out: Path,
+    config: StudyConfig,
+    fits: list,
+    tidy: pd.DataFrame,
+    tables: list[Path],
+    figures: list[Path],
+) -> list[str]:
+    """The Time section: compile and run time per method and Q, and time to accuracy."""
+    timing = analysis.timing_table(fits)
+    summary = analysis.timing_summary(timing)
+    folder = out / TABLES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in (("timing", timing), ("timing_summary", summary)):
+        table.to_csv(folder / f"{name}.csv", index=False)
+        tables.append(folder / f"{name}.csv")
+    figure = out / FIGURES_DIR / "time_vs_groups.png"
+    save(analysis.plot_time_vs_groups(timing), figure)
+    figures.append(figure)
+    lines = ["", "## Time", "", TIME_TEXT, "", timing_markdown(summary), ""]
+    lines += [f"![time against the number of groups]({figure.relative_to(out)})", ""]
+    return lines + _accuracy_lines(out, config, timing, tidy, tables, figures)
+
+
+def _accuracy_lines(
+    out: Path,
+    config: StudyConfig,
+    timing: pd.DataFrame,
+    tidy: pd.DataFrame,
+    tables: list[Path],
+    figures: list[Path],
+) -> list[str]:
+    """Time to accuracy against the study's references, best first."""
+    accuracy = analysis.accuracy_table(tidy, config.timing_references)
+    merged = analysis.time_to_accuracy(timing, accuracy)
+    if merged.empty:
+        return ["### Time to accuracy", "", "No fit was compared with a reference.", ""]
+    path = out / TABLES_DIR / "time_to_accuracy.csv"
+    merged.to_csv(path, index=False)
+    tables.append(path)
+    figure = out / FIGURES_DIR / "time_to_accuracy.png"
+    save(analysis.plot_time_to_accuracy(merged), figure)
+    figures.append(figure)
+    return [
+        "### Time to accuracy",
+        "",
+        ACCURACY_TEXT,
+        "",
+        _reference_line(merged, timing),
+        "",
+        accuracy_markdown(merged),
+        "",
+        f"![time to accuracy]({figure.relative_to(out)})",
+        "",
+    ]
+
+
+def _reference_line(merged: pd.DataFrame, timing: pd.DataFrame) -> str:
+    """Which reference each (model, Q) uses, its gate and its own seconds."""
+    parts = []
+    for (model, q), rows in merged.groupby(["model", "n_groups"], sort=True):
+        for reference in dict.fromkeys(rows.reference):
+            gate = rows[rows.reference == reference].reference_gate.iloc[0]
+            own = timing[
+                (timing.label == reference) & (timing.model == model) & (timing.n_groups == q)
+            ].total_s.median()
+            seconds = "" if pd.isna(own) else f"{format_seconds(own)} s, "
+            parts.append(f"{model} Q = {q:,}: {reference} ({seconds}gate {gate})")
+    return "References: " + "; ".join(parts) + "."
 
 
 def _pair_sections(config: StudyConfig, tidy: pd.DataFrame) -> list[str]:
