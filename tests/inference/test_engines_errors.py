@@ -3,7 +3,7 @@
 import pytest
 
 from inference import fit, resolve_settings
-from inference.settings import AdviSettings, NutsSettings
+from inference.settings import AdviSettings, DenseAdviSettings, NutsSettings
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def data(tiny_data):
         ({"method": "nuts", "family": "block"}, r"family: numpyro/nuts is not variational"),
         (
             {"backend": "conjugate", "method": "cavi", "family": "full_rank"},
-            r"family: conjugate/cavi has no family 'full_rank'; valid: \['mean_field', 'block'\]",
+            r"family: conjugate/cavi has no family 'full_rank'; valid: \['mean_field', 'block', 'mean_field\+lrvb', 'block\+lrvb'\]",
         ),
     ],
 )
@@ -54,5 +54,5 @@ def test_linear_data_cannot_fit_a_hierarchical_model(tiny_data):
 
 def test_settings_table_resolves_per_entry():
     assert resolve_settings("pymc", "advi", {"tol": 1e-3}) == AdviSettings(tol=1e-3)
-    assert resolve_settings("pymc", "advi", family="block") == AdviSettings()
+    assert resolve_settings("pymc", "advi", family="block") == DenseAdviSettings()
     assert resolve_settings("numpyro", "nuts") == NutsSettings()
