@@ -3,7 +3,18 @@
 A *problem* is (model, priors, settings, shape of the data). Its programs are compiled ahead of
 time (``jax.jit(...).lower(...).compile()``) on the first fit and kept in a module-level cache, so a
 second fit to new data of the same shape reuses them: its ``compile_time_s`` is 0 and its
-``run_time_s`` is the run alone.
+``run_time_s`` is the run alone. Compiling is most of the cost of a NumPyro fit on 2 cores
+(block ADVI: 4-10 s per shape, then 0.1-1.5 s of running), so three more things cut it:
+
+- JAX's persistent compilation cache in the user cache directory (`inference.ppl.jax_cache`),
+  set when this module is imported: a later process loads the executables after tracing
+  (block ADVI at Q = 20 in a fresh process: 2.5-3.3 s instead of 10-15 s on a loaded machine).
+- Programs that are the same in every process: `_elbo` adds up the ELBO in trace order, where
+  NumPyro's `Trace_ELBO` iterates over a ``set`` of site names in string-hash order, so each
+  process traced a different program and missed the persistent cache every time.
+- ADVI on padded data (``AdviSettings.pad_shapes``, `inference.ppl.padding`): groups and rows
+  rounded up to a few sizes, the padding masked out of the posterior exactly, so one program
+  serves many data sets (the reproduction's 47 NumPyro ADVI programs become 26).
 
 ADVI
     The family is the guide (`_guide`): `AutoNormal` (``mean_field``: a Gaussian with diagonal
@@ -11,18 +22,24 @@ ADVI
     ``rho``), `AutoMultivariateNormal` (``full_rank``) or, for ``block``, an `AutoGuideList`
     of an `AutoMultivariateNormal` over the effects (``spec.effects``) and an `AutoNormal` over
     the rest. Locations start at the prior means like PyMC's initial point, scales at
-    ``init_scale``. `Trace_ELBO` with ``num_particles`` samples, Adam with the
-    decaying step size and the windowed convergence rule of `inference.vi`. Each window of
-    steps is one compiled ``lax.scan``; the rule is checked on the host between windows.
+    ``init_scale``. The ELBO with ``num_particles`` samples (`_elbo`), Adam with the decaying
+    step size and the windowed convergence rule of `inference.vi`. Each window of steps is one
+    compiled ``lax.scan``, the same program before and during Polyak-Ruppert averaging (one XLA
+    compilation instead of two); the rule is checked on the host between windows. A whole
+    optimisation on the device (``lax.while_loop`` with the rule) was not built: the windows
+    already run in 0.1-1.5 s per fit.
 NUTS
-    NumPyro's NUTS kernel (diagonal mass matrix and step size adapted during warm-up, the
-    ``MCMC`` defaults) driven by our own compiled program: ``MCMC.run`` re-compiles its sampling
-    loop on every call even with ``jit_model_args=True`` (measured: about 3-4 s each time), ours
-    does not. Chains run one after another (``lax.map``) inside that one program: on a 2-core
-    CPU this compiled 2-3x faster than vectorised chains (``jax.vmap``, 10-24 s vs 4-9 s) and ran
-    about as fast (vectorised NUTS waits, at every iteration, for the chain with the longest
+    NumPyro's NUTS kernel (diagonal or, with ``dense_mass``, dense mass matrix and step size
+    adapted during warm-up, the ``MCMC`` defaults) driven by our own compiled program:
+    ``MCMC.run`` re-compiles its sampling loop on every call even with ``jit_model_args=True``
+    (measured: about 3-4 s each time), ours does not. ``centring`` samples the centred form of
+    the model with chosen groups non-centred (`inference.ppl.centring`, `LocScaleReparam`).
+    Chains run one after another (``lax.map``) inside that one program: on a 2-core CPU this
+    compiled 2-3x faster than vectorised chains (``jax.vmap``, 10-24 s vs 4-9 s) and ran about
+    as fast (vectorised NUTS waits, at every iteration, for the chain with the longest
     trajectory); set `CHAIN_METHOD` to ``"vectorized"`` to switch. Never parallel: one process.
-    There is no progress bar: the whole run is one compiled call.
+    There is no progress bar: the whole run is one compiled call. NUTS data are not padded:
+    padded effects would enter the dense mass matrix's estimate and NUTS's running time.
 """
 
 from __future__ import annotations
@@ -39,6 +56,15 @@ import numpy as np
 from jax import lax, random
 
 from inference.contract import build_inference_data
+from inference.ppl import centring, jax_cache
+from inference.ppl.padding import (
+    Padding,
+    padded_arrays,
+    padded_model,
+    padding_of,
+    trim_dense,
+    trim_draws,
+)
 from inference.ppl.programs import ProgramCache, problem_key
 from inference.settings import AdviSettings, NutsSettings
 from inference.vi import DenseFactor, fit_advi, gaussian_variational, learning_rate_at
@@ -48,17 +74,18 @@ BACKEND = "numpyro"
 CHAIN_METHOD = "sequential"
 """How NUTS chains run inside the compiled program: ``"sequential"`` or ``"vectorized"``."""
 _PROGRAMS = ProgramCache()
+jax_cache.enable()
 
 
 @dataclass(frozen=True)
 class _SviProgram:
     init: Callable[..., Any]
-    run_window: Callable[..., Any]
-    average_window: Callable[..., Any]
+    window: Callable[..., Any]
     raw_params: Callable[..., Any]
     draw: Callable[..., Any]
     dense_sites: tuple[tuple[str, int], ...]
     transforms: dict[str, str]
+    padded_shape: tuple[int, int]
 
 
 def _bound_model(spec: ModelSpec, priors: Any, n_groups: int) -> Callable[..., None]:
@@ -79,6 +106,41 @@ def _arrays(data: RegressionData) -> tuple[jax.Array, jax.Array | None, jax.Arra
 def clear_cache() -> None:
     """Forget every compiled program (the next fit of each problem compiles again)."""
     _PROGRAMS.clear()
+
+
+def _elbo(num_particles: int) -> Any:
+    """`Trace_ELBO` whose terms are added up in trace order, so its program is the same in every
+    process.
+
+    NumPyro's `Trace_ELBO` subtracts the guide's log density from the model's site by site over a
+    Python ``set`` of site names, whose order follows the process's string-hash seed: each
+    process traced a differently ordered program, which missed JAX's persistent compilation
+    cache every time (and summed in a different order). This is the same estimator,
+    ``log p(x, z) - log q(z)`` with ``z ~ q`` and the particles vectorised, each side summed by
+    `numpyro.infer.util.log_density` in the order of its trace.
+    """
+    from numpyro.handlers import replay, seed
+    from numpyro.infer import Trace_ELBO
+    from numpyro.infer.util import log_density
+
+    class OrderedTraceELBO(Trace_ELBO):
+        def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
+            def particle(key):
+                model_seed, guide_seed = random.split(key)
+                seeded_guide = seed(guide, guide_seed)
+                log_q, guide_trace = log_density(seeded_guide, args, kwargs, param_map)
+                seeded_model = replay(seed(model, model_seed), guide_trace)
+                log_p, _ = log_density(seeded_model, args, kwargs, param_map)
+                return log_p - log_q
+
+            if self.num_particles == 1:
+                elbo = particle(rng_key)
+            else:
+                keys = random.split(rng_key, self.num_particles)
+                elbo = jnp.mean(self.vectorize_particles_fn(particle, keys))
+            return {"loss": -elbo, "mutable_state": None}
+
+    return OrderedTraceELBO(num_particles=num_particles)
 
 
 def _guide(model: Callable[..., None], spec: ModelSpec, family: str, init_scale: float) -> Any:
@@ -146,48 +208,54 @@ def _layout(guide: Any) -> tuple[tuple[tuple[str, int], ...], dict[str, str]]:
 
 
 def _build_svi(
-    spec: ModelSpec, data: RegressionData, priors: Any, settings: AdviSettings, family: str
+    spec: ModelSpec,
+    data: RegressionData,
+    priors: Any,
+    settings: AdviSettings,
+    family: str,
+    padding: Padding,
 ) -> _SviProgram:
-    """Compile the three ADVI programs: initial state, one window of steps, draws from q.
+    """Compile the ADVI programs: initial state, one window of steps, parameters, draws from q.
+
+    The programs take ``(X, group, y, obs_mask, group_mask)`` padded to ``padding`` (see
+    `inference.ppl.padding`), so they serve every data set with the same padded shape.
 
     Each program gets its own guide object: an autoguide sets itself up (traces the model) the
     first time it is called, and doing that inside the program being compiled keeps its arrays in
     that program (eager set-up costs seconds of op-by-op compilation on a cold start). The draw
     program also returns the fitted parameters of q (constrained: scales, Cholesky factors).
     """
-    from numpyro.infer import SVI, Predictive, Trace_ELBO
+    from numpyro.infer import SVI, Predictive
     from numpyro.optim import Adam
 
-    model = _bound_model(spec, priors, data.n_groups)
+    model = padded_model(spec.numpyro_model(), padding.padded_groups, priors)
 
     def schedule(step):
         return learning_rate_at(step, settings.learning_rate, settings.lr_decay_steps)
 
     def new_svi() -> tuple[Any, Any]:
         guide = _guide(model, spec, family, settings.init_scale)
-        loss = Trace_ELBO(num_particles=settings.num_particles)
-        return SVI(model, guide, Adam(schedule), loss), guide
+        return SVI(model, guide, Adam(schedule), _elbo(settings.num_particles)), guide
 
     (svi_init, guide_init), svi_run, (svi_draw, guide_draw) = new_svi(), new_svi()[0], new_svi()
 
-    def run_window(state, X, group, y):
-        def step(state, _):
-            return svi_run.update(state, X, group, y)
+    def window(state, total, *arrays):
+        """One window of steps, adding each iterate's unconstrained parameters to ``total``.
 
-        return lax.scan(step, state, None, length=settings.window)
-
-    def average_window(state, total, X, group, y):
-        """One window of steps, adding each iterate's unconstrained parameters to ``total``."""
+        The one program for every window: windows before the convergence rule stops ignore
+        ``total`` (adding it up costs nothing next to a step), and one program instead of two
+        halves the XLA compilation of the optimisation (block ADVI at Q = 20: 6-10 s each).
+        """
 
         def step(carry, _):
             state, total = carry
-            state, loss = svi_run.update(state, X, group, y)
+            state, loss = svi_run.update(state, *arrays)
             raw = svi_run.optim.get_params(state.optim_state)
             return (state, jax.tree.map(jnp.add, total, raw)), loss
 
         return lax.scan(step, (state, total), None, length=settings.window)
 
-    def draw(key, raw_params, X, group, y):
+    def draw(key, raw_params, *arrays):
         params = svi_draw.constrain_fn(raw_params)
         predictive = Predictive(
             model,
@@ -196,9 +264,9 @@ def _build_svi(
             num_samples=settings.num_draws,
             return_sites=list(spec.parameters),
         )
-        return predictive(key, X, group, y), params
+        return predictive(key, *arrays), params
 
-    arrays = _arrays(data)
+    arrays = padded_arrays(data, padding)
     key = random.PRNGKey(0)
     init = jax.jit(svi_init.init).lower(key, *arrays).compile()
     # `SVI.init` records the (static) transforms of the guide's parameters; share them.
@@ -212,38 +280,45 @@ def _build_svi(
     dense_sites, transforms = _layout(guide_init)
     return _SviProgram(
         init=init,
-        run_window=jax.jit(run_window).lower(state, *arrays).compile(),
-        average_window=jax.jit(average_window).lower(state, raw, *arrays).compile(),
+        window=jax.jit(window).lower(state, raw, *arrays).compile(),
         raw_params=jax.jit(raw_params).lower(state).compile(),
         draw=jax.jit(draw).lower(key, raw, *arrays).compile(),
         dense_sites=dense_sites,
         transforms=transforms,
+        padded_shape=padding.shape,
     )
 
 
 class _SviRun:
     """One ADVI optimisation with a compiled `_SviProgram` (an `inference.vi.AdviRun`)."""
 
-    def __init__(self, program: _SviProgram, spec: ModelSpec, data: RegressionData, seed: int):
-        self.program, self.spec = program, spec
-        self.arrays = _arrays(data)
+    def __init__(
+        self,
+        program: _SviProgram,
+        spec: ModelSpec,
+        data: RegressionData,
+        seed: int,
+        padding: Padding,
+    ):
+        self.program, self.spec, self.padding = program, spec, padding
+        self.arrays = padded_arrays(data, padding)
         self.key_optimise, self.key_draw = random.split(random.PRNGKey(seed))
         self.state = program.init(self.key_optimise, *self.arrays)
+        self.zeros = jax.tree.map(jnp.zeros_like, self._raw_params())
         self.params: dict[str, np.ndarray] = {}
         self.average: Any = None
 
     def run_window(self) -> np.ndarray:
-        self.state, losses = self.program.run_window(self.state, *self.arrays)
+        (self.state, _), losses = self.program.window(self.state, self.zeros, *self.arrays)
         return np.asarray(losses)
 
     def _raw_params(self) -> Any:
         return self.program.raw_params(self.state)
 
     def average_windows(self, windows: int) -> np.ndarray:
-        total = jax.tree.map(jnp.zeros_like, self._raw_params())
-        losses = []
+        total, losses = self.zeros, []
         for _ in range(windows):
-            (self.state, total), window_losses = self.program.average_window(
+            (self.state, total), window_losses = self.program.window(
                 self.state, total, *self.arrays
             )
             losses.append(np.asarray(window_losses))
@@ -254,25 +329,43 @@ class _SviRun:
         raw = self.average if self.average is not None else self._raw_params()
         draws, params = self.program.draw(self.key_draw, raw, *self.arrays)
         self.params = {name: np.asarray(value) for name, value in params.items()}
-        return {name: np.asarray(value)[np.newaxis] for name, value in draws.items()}
+        draws = {name: np.asarray(value)[np.newaxis] for name, value in draws.items()}
+        return trim_draws(draws, spec_dims(self.spec), self.padding)
 
     def variational(self) -> Any:
-        return _variational(self.params, self.program, self.spec)
+        return _variational(self.params, self.program, self.spec, self.padding)
 
 
-def _variational(params: dict[str, np.ndarray], program: _SviProgram, spec: ModelSpec) -> Any:
-    """The ``variational`` group from the fitted guide parameters (see `gaussian_variational`)."""
-    dims = {**spec.parameters, **{name: ("group",) for name in spec.internal}}
-    diagonal = {
-        site: (dims.get(site, ()), params[f"{site}_auto_loc"], params[f"{site}_auto_scale"])
-        for site in program.transforms
-        if f"{site}_auto_loc" in params
-    }
+def spec_dims(spec: ModelSpec) -> dict[str, tuple[str, ...]]:
+    """Dims of every site of ``spec``: its parameters and its internal (group-level) sites."""
+    return {**spec.parameters, **{name: ("group",) for name in spec.internal}}
+
+
+def _variational(
+    params: dict[str, np.ndarray], program: _SviProgram, spec: ModelSpec, padding: Padding
+) -> Any:
+    """The ``variational`` group from the fitted guide parameters (see `gaussian_variational`),
+    cut back to the real groups."""
+    dims = spec_dims(spec)
+    group = np.arange(padding.n_groups)
+    diagonal = {}
+    for site in program.transforms:
+        if f"{site}_auto_loc" in params:
+            loc, scale = params[f"{site}_auto_loc"], params[f"{site}_auto_scale"]
+            if "group" in dims.get(site, ()):
+                loc, scale = loc[..., group], scale[..., group]
+            diagonal[site] = (dims.get(site, ()), loc, scale)
     dense = {}
     if program.dense_sites:
-        dense["block"] = DenseFactor(
-            program.dense_sites, params["auto_loc"], params["auto_scale_tril"]
+        group_sites = {site for site, site_dims in dims.items() if "group" in site_dims}
+        sites, loc, scale_tril = trim_dense(
+            program.dense_sites,
+            params["auto_loc"],
+            params["auto_scale_tril"],
+            group_sites,
+            padding,
         )
+        dense["block"] = DenseFactor(sites, loc, scale_tril)
     family = "full_rank" if dense and not diagonal else ("block" if dense else "mean_field")
     return gaussian_variational(
         family=family, diagonal=diagonal, dense=dense, transforms=program.transforms
@@ -317,12 +410,15 @@ def advi(
         ``block_loc``/``block_scale_tril`` of the dense one, unconstrained space).
     """
     family = family or "mean_field"
-    key = problem_key(f"advi:{family}", spec, data, priors, settings, CHAIN_METHOD)
+    padding = padding_of(data, enabled=settings.pad_shapes, dense=family != "mean_field")
+    key = problem_key(
+        f"advi:{family}", spec, data, priors, settings, CHAIN_METHOD, shape=padding.shape
+    )
     program, compile_time = _PROGRAMS.get(
-        key, lambda: _build_svi(spec, data, priors, settings, family)
+        key, lambda: _build_svi(spec, data, priors, settings, family, padding)
     )
     return fit_advi(
-        lambda: _SviRun(program, spec, data, seed),
+        lambda: _SviRun(program, spec, data, seed, padding),
         spec,
         data,
         backend=BACKEND,
@@ -343,10 +439,10 @@ def _build_nuts(
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import initialize_model
 
-    model = _bound_model(spec, priors, data.n_groups)
+    sampled = centring.sampled_spec(spec, settings.centring)
+    model = centring.numpyro_centring(_bound_model(sampled, priors, data.n_groups))
 
-    def one_chain(key, X, group, y):
-        args = (X, group, y)
+    def one_chain(key, *args):
         key_init, key_kernel = random.split(key)
         info = initialize_model(key_init, model, model_args=args, dynamic_args=True)
         init_kernel, sample_kernel = hmc(potential_fn_gen=info.potential_fn, algo="NUTS")
@@ -373,13 +469,19 @@ def _build_nuts(
         _, (z, stats) = lax.scan(keep, state, None, length=settings.num_draws)
         return jax.vmap(info.postprocess_fn(*args))(z), stats
 
-    def run(keys, X, group, y):
+    def run(keys, *args):
         if CHAIN_METHOD == "sequential":
-            return lax.map(lambda key: one_chain(key, X, group, y), keys)
-        return jax.vmap(one_chain, in_axes=(0, None, None, None))(keys, X, group, y)
+            return lax.map(lambda key: one_chain(key, *args), keys)
+        return jax.vmap(one_chain, in_axes=(0,) + (None,) * len(args))(keys, *args)
 
     keys = random.split(random.PRNGKey(0), settings.num_chains)
-    return jax.jit(run).lower(keys, *_arrays(data)).compile()
+    return jax.jit(run).lower(keys, *_nuts_arrays(data, settings)).compile()
+
+
+def _nuts_arrays(data: RegressionData, settings: NutsSettings) -> tuple[Any, ...]:
+    """``(X, group, y, centred)``: the data and which groups NUTS samples centred."""
+    centred = centring.centred_groups(data, settings.centring)
+    return (*_arrays(data), None if centred is None else jnp.asarray(centred))
 
 
 def _sample_stats(stats: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -428,11 +530,17 @@ def nuts(
         The contract: ``posterior`` ``(chain, draw, ...)`` and ``sample_stats`` (``diverging``,
         ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``, ``step_size``, ``lp``).
     """
-    key = problem_key("nuts", spec, data, priors, settings, CHAIN_METHOD)
+    if settings.sampler != NutsSettings.sampler or settings.low_rank_mass:
+        raise ValueError(
+            "settings.sampler, settings.low_rank_mass: PyMC's NUTS options; NumPyro runs its own "
+            "kernel (use dense_mass for correlated posteriors)"
+        )
+    sampled = centring.sampled_spec(spec, settings.centring)
+    key = problem_key("nuts", sampled, data, priors, settings, CHAIN_METHOD)
     program, compile_time = _PROGRAMS.get(key, lambda: _build_nuts(spec, data, priors, settings))
     start = time.perf_counter()
     keys = random.split(random.PRNGKey(seed), settings.num_chains)
-    draws, stats = jax.block_until_ready(program(keys, *_arrays(data)))
+    draws, stats = jax.block_until_ready(program(keys, *_nuts_arrays(data, settings)))
     run_time = time.perf_counter() - start
     return build_inference_data(
         spec,

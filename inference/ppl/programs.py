@@ -15,10 +15,21 @@ from models.spec import ModelSpec, RegressionData
 
 
 def problem_key(
-    method: str, spec: ModelSpec, data: RegressionData, priors: Any, settings: Any, *extra: Hashable
+    method: str,
+    spec: ModelSpec,
+    data: RegressionData,
+    priors: Any,
+    settings: Any,
+    *extra: Hashable,
+    shape: tuple[int, int] | None = None,
 ) -> tuple:
-    """The key of a problem: everything a compiled program depends on."""
-    return (method, spec.name, priors, settings, data.X.shape, data.n_groups, *extra)
+    """The key of a problem: everything a compiled program depends on.
+
+    ``shape`` is the ``(rows, groups)`` the program is compiled for when that is not the data's
+    own (data padded to a fixed size, `inference.ppl.padding`).
+    """
+    rows, groups = shape or (data.n_obs, data.n_groups)
+    return (method, spec.name, priors, settings, (rows, data.n_coef), groups, *extra)
 
 
 class ProgramCache:

@@ -1,0 +1,79 @@
+"""How NUTS moves through the group effects: as the model writes them, centred, non-centred, or
+chosen per group (``NutsSettings.centring``). The posterior is the same in every case.
+
+Why
+    A centred random effect ``u_j ~ N(0, sigma_u)`` and its non-centred form ``u_j = sigma_u
+    z_j, z_j ~ N(0, 1)`` are one posterior in two coordinate systems, and NUTS mixes well in
+    only one of them: centred when a group's data pin ``u_j`` down, non-centred when they do not
+    (a funnel between ``u_j`` and ``sigma_u``). The reproduction has both in one study: with a
+    fixed N = 300 rows, Q = 5 groups have 60 rows each and Q = 100 groups 3. Measured (4 x
+    (1000 + 1000), vague Gamma(0.01, 0.01) priors): centred M3 failed the MCMC gate at Q >= 20
+    in both PPLs (bulk ESS of tau_u 17-250, R-hat up to 1.19, even with 3,000 draws and target
+    acceptance 0.95), non-centred M3 passed at Q = 20 and 100 but diverged at Q = 5; the
+    non-centred M2 diverged at Q = 5 (44-53 divergences) where centred M0 passed.
+What ``centring`` does
+    ``"model"`` samples the model as written. Otherwise NUTS samples the *centred form* of the
+    model (the model itself, or the centred model it shares its posterior with,
+    ``spec.same_posterior_as``: M0 for M2) with group ``j`` centred or not: all groups
+    (``"centred"``), none (``"non_centred"``), or those with at least `CENTRED_MIN_ROWS` rows
+    (``"auto"``). A non-centred group's effect is sampled as ``z_j`` with ``u_j = mu + sigma z_j``
+    (NumPyro's `LocScaleReparam`, elementwise; in PyMC the same substitution in the log density
+    with its Jacobian, `inference.ppl.nutpie_sampler`). The stored draws are the model's public
+    parameters either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from models.spec import ModelSpec, RegressionData
+
+CHOICES = ("model", "centred", "non_centred", "auto")
+CENTRED_MIN_ROWS = 20
+"""``"auto"``: groups with at least this many rows are sampled centred, the others not."""
+GROUP_PLATE = "group"
+
+
+def sampled_spec(spec: ModelSpec, centring: str) -> ModelSpec:
+    """The model NUTS samples: ``spec`` for ``"model"``, else its centred form."""
+    from models import MODELS
+
+    if centring == "model" or not spec.internal or not spec.same_posterior_as:
+        return spec
+    return MODELS[spec.same_posterior_as]
+
+
+def centred_groups(data: RegressionData, centring: str) -> np.ndarray | None:
+    """Per group, whether its effect is sampled centred (``None``: the model as written)."""
+    if centring == "model" or data.group is None:
+        return None
+    if centring == "auto":
+        return data.group_sizes() >= CENTRED_MIN_ROWS
+    return np.full(data.n_groups, centring == "centred")
+
+
+def numpyro_centring(model: Callable[..., None]) -> Callable[..., None]:
+    """``model(X, group, y, centred)``: ``model(X, group, y)`` with every latent Normal site under
+    the ``group`` plate reparameterised elementwise, centred where ``centred`` is true."""
+    from numpyro.handlers import reparam
+    from numpyro.infer.reparam import LocScaleReparam
+
+    def reparameterised(X, group, y=None, centred=None):
+        if centred is None:
+            model(X, group, y)
+            return
+        strength = centred.astype(X.dtype)
+
+        def config(msg: dict) -> Any:
+            plates = {frame.name for frame in msg["cond_indep_stack"]}
+            latent = msg["type"] == "sample" and not msg["is_observed"]
+            if latent and GROUP_PLATE in plates and not msg["name"].endswith("_decentered"):
+                return LocScaleReparam(centered=strength)
+            return None
+
+        reparam(model, config=config)(X, group, y)
+
+    return reparameterised
