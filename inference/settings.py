@@ -47,6 +47,13 @@ class AdviSettings:
         jitters by about the step size around the optimum, which moved posterior SDs by up to
         ±5 % (full-rank ADVI on Boston: β SD ratios 0.95–1.22 against the exact posterior
         with the last iterate); the average removes most of that. 0 turns it off.
+    pad_shapes : bool
+        NumPyro only (PyMC ignores it): fit on data padded to a few fixed numbers of groups
+        (16, 128, 1024; dense families up to 16) and rows (128, 1024, 2048, 4096, 8192), the
+        padded rows weightless and the padded groups' effects independent N(0, 1), so that one
+        compiled program serves many data sets (`inference.ppl.padding`; the posterior of the
+        real parameters is unchanged). XLA compiles each data shape once, 3-10 s on 2 cores,
+        while the fit itself runs in 0.1-1.5 s.
     """
 
     learning_rate: float = 0.01
@@ -59,6 +66,7 @@ class AdviSettings:
     window: int = 500
     num_draws: int = 4_000
     average_steps: int = 2_000
+    pad_shapes: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,26 @@ class NutsSettings:
         posterior has strong linear correlations, e.g. the intercept against the random
         intercepts of a centred Gaussian model (bulk ESS of beta_0 at Q = 50: 172 -> 6851 with
         NumPyro, 339 -> 4480 with PyMC). PyMC calls its full adaptation experimental: here it
-        diverged with ~100 random intercepts (R-hat 1.4-3.8 at Q = 100).
+        diverged with ~100 random intercepts (R-hat 1.4-3.8 at Q = 100). nutpie has no dense
+        mass matrix: with ``sampler="nutpie"`` use ``low_rank_mass``.
+    sampler : {"nutpie", "pymc"}
+        How the ``pymc`` backend runs NUTS (NumPyro always runs its own kernel and accepts only
+        the default): ``"nutpie"``, nutpie's Rust sampler on the model's log density compiled
+        once per model with numba (`inference.ppl.nutpie_sampler`), or ``"pymc"``, ``pm.sample``.
+        nutpie is the default: on the reproduction's 16 PyMC NUTS fits it took 21 s of sampling
+        against PyMC's 115 s (quiet 2-core machine), and it compiles once per model instead of
+        once per fit.
+    low_rank_mass : bool
+        nutpie only: adapt a diagonal mass matrix plus a low-rank correction from the draws and
+        gradients (``low_rank_modified_mass_matrix``), which follows the intercept's ridge
+        against the random intercepts that a diagonal one cannot (centred M0 at Q = 100: bulk
+        ESS of beta_0 201 -> 8443, R-hat 1.03 -> 1.00).
+    centring : {"model", "centred", "non_centred", "auto"}
+        How NUTS moves through the group effects (`inference.ppl.centring`; NumPyro and
+        nutpie): as the model writes them, or through the centred form of the same posterior
+        with every group centred, none, or (``"auto"``) those with at least 20 rows. The
+        posterior and the stored parameters are the same; only mixing changes (centred where a
+        group's data pin its effect down, non-centred where the prior's funnel dominates).
     """
 
     num_chains: int = 4
@@ -101,6 +128,9 @@ class NutsSettings:
     target_accept: float = 0.9
     max_tree_depth: int = 10
     dense_mass: bool = False
+    sampler: str = "nutpie"
+    low_rank_mass: bool = False
+    centring: str = "model"
 
 
 @dataclass(frozen=True)
@@ -192,6 +222,10 @@ def resolve(cls: type, label: str, settings: Any = None) -> Any:
 
 
 _MAY_BE_ZERO = frozenset({"average_steps"})
+_CHOICES = {
+    "sampler": ("nutpie", "pymc"),
+    "centring": ("model", "centred", "non_centred", "auto"),
+}
 
 
 def _validated(settings: Any) -> Any:
@@ -208,6 +242,10 @@ def _validated(settings: Any) -> Any:
                 raise ValueError(
                     f"settings.{field.name}: expected a positive number, got {value!r}"
                 )
+    for name, choices in _CHOICES.items():
+        value = getattr(settings, name, choices[0])
+        if value not in choices:
+            raise ValueError(f"settings.{name}: expected one of {list(choices)}, got {value!r}")
     if getattr(settings, "target_accept", 0.5) >= 1:
         raise ValueError(
             f"settings.target_accept: expected a value in (0, 1), got {settings.target_accept}"

@@ -1,4 +1,4 @@
-"""PyMC engines: ADVI of every family (`pm.KLqp` of an approximation) and NUTS (PyMC's sampler).
+"""PyMC engines: ADVI of every family (`pm.KLqp` of an approximation) and NUTS (nutpie or PyMC's).
 
 The PyMC model of a problem (model, priors, settings, shape of the data) is built once, with its
 data in ``pm.Data`` containers, and kept in a module-level cache; a later fit to new data of the
@@ -18,13 +18,25 @@ ADVI
     updates (``mu``, ``rho``, Adam's moments and step counter) is reset to its initial value and its
     random generators are re-seeded from ``seed``, so a second fit compiles nothing. (``pm.fit``
     would compile a new step function on every call; the loop it runs is the one below.)
+    Block and full-rank q with several draws per step: a block's draws are evaluated in one
+    vectorised graph (`_vectorised_approximation`) instead of PyMC's ``scan`` over draws, which
+    runs op by op from Python (block ADVI at Q = 100, 4 draws: 0.47 instead of 0.68 ms per step,
+    compile 5.0 instead of 7.7 s; `benchmarks/advi_compile.py`). ``full_rank`` still uses
+    ``pm.FullRankADVI`` and its scan.
 NUTS
-    ``pm.sample`` with ``cores=1`` (chains one after another in this process; never a process
-    pool). PyMC builds and compiles the sampler's log-density and gradient inside every
-    ``pm.sample`` call; with the model cached and PyTensor's on-disk cache of compiled C modules
-    that costs a fraction of a second after the first fit, but it is not zero. ``compile_time_s``
-    is the wall time of ``pm.sample`` minus its own ``sampling_time`` (plus the model build on
-    the first fit); ``run_time_s`` is ``sampling_time``.
+    ``NutsSettings.sampler`` picks the sampler, both in this process, chains one after another.
+    ``"nutpie"`` (default): nutpie's Rust NUTS on the model's log density compiled by PyTensor's
+    numba backend *once per model*, for any data shape (`inference.ppl.nutpie_sampler`; the
+    compiled density is cached with the model, which is resized with ``set_dim``/``set_data``),
+    with a diagonal or low-rank (``low_rank_mass``) mass matrix and optionally per-group
+    centring (``centring``, `inference.ppl.centring`). Measured on the reproduction's 16 PyMC
+    NUTS fits (2 shared cores): 55 s compiling and 116 s sampling, against 45 s and 246 s for
+    ``pm.sample`` in the same conditions, and with the low-rank mass matrix the centred models'
+    references pass the MCMC gate where ``pm.sample`` failed at Q >= 50 (`benchmarks/
+    nuts_samplers.py`). ``"pymc"``: ``pm.sample`` (``dense_mass`` -> ``jitter+adapt_full``),
+    which builds and compiles its sampler's functions inside every call (a fraction of a second
+    with the model cached and PyTensor's C cache warm); ``compile_time_s`` is its wall time minus
+    its own ``sampling_time`` (plus the model build on the first fit).
 """
 
 from __future__ import annotations
@@ -46,6 +58,9 @@ from models.spec import ModelSpec, RegressionData
 
 BACKEND = "pymc"
 _PROGRAMS = ProgramCache()
+VECTORISED_PARTICLES = True
+"""Evaluate a grouped q's particles in one vectorised graph (`_vectorised_approximation`);
+``False``: PyMC's own ``scan`` (for `benchmarks/advi_compile.py`)."""
 _STAT_NAMES = ("diverging", "tree_depth", "n_steps", "energy", "acceptance_rate", "step_size", "lp")
 
 
@@ -102,7 +117,8 @@ def _approximation(model: Any, spec: ModelSpec, family: str, init_scale: float) 
                     rest, vfam="mean_field", model=model, random_seed=0, start_sigma=start_sigma
                 )
             )
-        approx = pm.Approximation(groups, model=model)
+        approx_class = _vectorised_approximation() if VECTORISED_PARTICLES else pm.Approximation
+        approx = approx_class(groups, model=model)
         # `Objective.step_function` seeds itself from `approx.rng`, which only single-group
         # approximations have (PyMC 5.28); a grouped one needs it set by hand.
         approx.rng = np.random.RandomState(0)
@@ -113,6 +129,27 @@ def _approximation(model: Any, spec: ModelSpec, family: str, init_scale: float) 
         if "L_tril" in group.params_dict:
             _set_initial_scale(group, init_scale)
     return inference
+
+
+def _vectorised_approximation() -> type:
+    """`pm.Approximation` that evaluates the model at several draws of q in one vectorised graph.
+
+    PyMC's `Approximation.symbolic_sample_over_posterior` loops over the ``num_particles``
+    draws of each step with a ``pytensor.scan``, whose inner function runs op by op from Python
+    (block ADVI at Q = 100 with 4 particles: 0.65 ms per step, against 0.1 ms for a single
+    draw without the scan). `pytensor.graph.replace.vectorize_graph` turns the same graph into
+    one over a leading draw axis instead: the same ELBO estimate from the same draws.
+    """
+    import pymc as pm
+    from pytensor.graph.replace import vectorize_graph
+
+    class VectorisedApproximation(pm.Approximation):
+        def symbolic_sample_over_posterior(self, node, more_replacements=None):
+            node = self.to_flat_input(node)
+            randoms = dict(zip(self.inputs, self.symbolic_randoms, strict=True))
+            return vectorize_graph(node, replace=randoms)
+
+    return VectorisedApproximation
 
 
 def _set_initial_scale(group: Any, init_scale: float) -> None:
@@ -319,7 +356,7 @@ def nuts(
     family: str | None = None,
     progressbar: bool = False,
 ) -> az.InferenceData:
-    """NUTS with ``pm.sample`` (PyMC's sampler, one process); see the module docstring.
+    """NUTS with nutpie (default) or ``pm.sample``, in this process; see the module docstring.
 
     Parameters
     ----------
@@ -330,11 +367,12 @@ def nuts(
     priors : dataclass
         The model's prior hyper-parameters.
     settings : NutsSettings
-        Chains, warm-up, draws, target acceptance and maximum tree depth.
+        Chains, warm-up, draws, target acceptance, maximum tree depth, the sampler (``nutpie``
+        or ``pymc``) and its mass matrix (``dense_mass`` for PyMC, ``low_rank_mass`` for nutpie).
     seed : int
-        ``random_seed`` of ``pm.sample``.
+        Seed of nutpie, or ``random_seed`` of ``pm.sample``.
     progressbar : bool
-        Show PyMC's progress bar.
+        Show PyMC's progress bar (nutpie runs without one).
 
     Returns
     -------
@@ -342,6 +380,27 @@ def nuts(
         The contract: ``posterior`` ``(chain, draw, ...)`` and ``sample_stats`` (``diverging``,
         ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``, ``step_size``, ``lp``).
     """
+    if settings.sampler == "nutpie":
+        return _nuts_nutpie(spec, data, priors=priors, settings=settings, seed=seed)
+    if settings.low_rank_mass or settings.centring != "model":
+        raise ValueError(
+            "settings.low_rank_mass, settings.centring: options of sampler='nutpie' only"
+        )
+    return _nuts_pymc(
+        spec, data, priors=priors, settings=settings, seed=seed, progressbar=progressbar
+    )
+
+
+def _nuts_pymc(
+    spec: ModelSpec,
+    data: RegressionData,
+    *,
+    priors: Any,
+    settings: NutsSettings,
+    seed: int,
+    progressbar: bool,
+) -> az.InferenceData:
+    """``pm.sample`` on the cached model of this problem."""
     import pymc as pm
 
     key = problem_key("nuts", spec, data, priors, settings)
@@ -366,4 +425,82 @@ def nuts(
         compile_time_s=build_time + wall - run_time,
         run_time_s=run_time,
         sample_stats={name: stats[name].values for name in _STAT_NAMES},
+    )
+
+
+def _log_density(spec: ModelSpec, data: RegressionData, priors: Any, settings: NutsSettings) -> Any:
+    """The model NUTS samples (`centring.sampled_spec`) with its log density compiled for
+    nutpie, numba's JIT done."""
+    from inference.ppl import centring, nutpie_sampler
+
+    sampled = centring.sampled_spec(spec, settings.centring)
+    density = nutpie_sampler.compile_log_density(
+        sampled.pymc_builder()(data, priors),
+        tuple(spec.parameters),
+        per_group_centring=_per_group_centring(data, settings),
+    )
+    _resize(density, data, settings)
+    nutpie_sampler.warm_up(density)
+    return density
+
+
+def _per_group_centring(data: RegressionData, settings: NutsSettings) -> bool:
+    return settings.centring != "model" and data.group is not None
+
+
+def _resize(density: Any, data: RegressionData, settings: NutsSettings) -> None:
+    """Put ``data`` into the density's model, resizing its ``group`` dim to the data's groups,
+    and set which groups are sampled centred."""
+    from inference.ppl import centring
+
+    if data.group is not None:
+        density.model.set_dim("group", data.n_groups, coord_values=list(data.group_labels))
+    _set_data(density.model, data)
+    if density.centred is not None:
+        centred = centring.centred_groups(data, settings.centring)
+        density.centred.set_value(centred.astype(np.float64))
+
+
+def _nuts_nutpie(
+    spec: ModelSpec, data: RegressionData, *, priors: Any, settings: NutsSettings, seed: int
+) -> az.InferenceData:
+    """nutpie's NUTS on the model's log density, compiled once per (model, priors, coefficients).
+
+    The compiled density has no data shape in it (`inference.ppl.nutpie_sampler`), so its cache
+    key leaves out the number of rows and groups and the settings: a second fit of the model, to
+    any data with the same coefficients, compiles nothing.
+    """
+    from inference.ppl import centring, nutpie_sampler
+
+    if settings.dense_mass:
+        raise ValueError(
+            "settings.dense_mass: nutpie has no dense mass matrix; use low_rank_mass = true"
+        )
+    grouped, reparameterised = data.group is not None, _per_group_centring(data, settings)
+    sampled = centring.sampled_spec(spec, settings.centring).name
+    key = ("nuts:nutpie", sampled, priors, data.n_coef, grouped, reparameterised)
+    start = time.perf_counter()
+    density, _ = _PROGRAMS.get(key, lambda: _log_density(spec, data, priors, settings))
+    _resize(density, data, settings)
+    draws, stats, run_time = nutpie_sampler.sample(
+        density,
+        num_chains=settings.num_chains,
+        num_warmup=settings.num_warmup,
+        num_draws=settings.num_draws,
+        seed=seed,
+        target_accept=settings.target_accept,
+        max_tree_depth=settings.max_tree_depth,
+        low_rank_mass=settings.low_rank_mass,
+    )
+    return build_inference_data(
+        spec,
+        data,
+        draws,
+        backend=BACKEND,
+        method="nuts",
+        seed=seed,
+        settings=settings,
+        compile_time_s=time.perf_counter() - start - run_time,
+        run_time_s=run_time,
+        sample_stats=stats,
     )

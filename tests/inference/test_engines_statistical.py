@@ -70,11 +70,20 @@ def exact_linear_posterior(data, priors: LinearPriors) -> dict[str, dict[str, np
     }
 
 
-@pytest.mark.parametrize("dense_mass", [False, True])
-@pytest.mark.parametrize("backend", ["numpyro", "pymc"])
-def test_linear_nuts_matches_the_exact_conjugate_posterior(backend, dense_mass):
+@pytest.mark.parametrize(
+    ("backend", "sampler_settings"),
+    [
+        ("numpyro", {}),
+        ("numpyro", {"dense_mass": True}),
+        ("pymc", {}),
+        ("pymc", {"low_rank_mass": True}),
+        ("pymc", {"sampler": "pymc"}),
+        ("pymc", {"sampler": "pymc", "dense_mass": True}),
+    ],
+)
+def test_linear_nuts_matches_the_exact_conjugate_posterior(backend, sampler_settings):
     data, _ = simulate("linear", n_obs=100, seed=21)
-    settings = {**NUTS, "dense_mass": dense_mass}
+    settings = {**NUTS, **sampler_settings}
     posterior = fit(
         "linear", data, backend=backend, method="nuts", settings=settings, seed=5
     ).posterior
@@ -106,22 +115,30 @@ def test_numpyro_and_pymc_nuts_agree(model, n_groups, n_per_group, names):
     assert_agree(fits[0].posterior, fits[1].posterior, names)
 
 
-@pytest.mark.parametrize("backend", ["numpyro", "pymc"])
-def test_dense_mass_matrix_unlocks_the_intercept_of_the_centred_model(backend):
+@pytest.mark.parametrize(
+    ("backend", "sampler", "mass"),
+    [
+        ("numpyro", {}, "dense_mass"),
+        ("pymc", {"sampler": "pymc"}, "dense_mass"),
+        ("pymc", {"sampler": "nutpie"}, "low_rank_mass"),
+    ],
+)
+def test_dense_mass_matrix_unlocks_the_intercept_of_the_centred_model(backend, sampler, mass):
     """beta_0 moves against the sum of the u_j: a diagonal mass matrix cannot follow that ridge.
 
     Measured with these seeds: bulk ESS of beta_0 428 (NumPyro) and 613 (PyMC) with the
-    diagonal mass matrix, 4519 and 4590 with the dense one.
+    diagonal mass matrix, 4519 and 4590 with the dense one; nutpie diagonal / low-rank: see the
+    assertion.
     """
     data, _ = simulate("random_intercept", n_groups=20, n_per_group=20, seed=24)
     ess = {}
-    for dense_mass in (False, True):
-        settings = {**NUTS, "dense_mass": dense_mass}
+    for adapted in (False, True):
+        settings = {**NUTS, **sampler, mass: adapted}
         idata = fit(
             "random_intercept", data, backend=backend, method="nuts", settings=settings, seed=8
         )
         assert int(idata.sample_stats.diverging.sum()) == 0
-        ess[dense_mass] = float(az.ess(idata.posterior.beta.values[:, :, 0]))
+        ess[adapted] = float(az.ess(idata.posterior.beta.values[:, :, 0]))
     assert ess[True] > 3 * ess[False], ess
 
 
@@ -155,3 +172,27 @@ def test_advi_underestimates_the_sd_of_tau_u(q50, backend):
     nuts = moments(q50["nuts"].posterior.tau_u.values)
     assert advi["sd"] + N_SE * np.hypot(advi["se_sd"], nuts["se_sd"]) < nuts["sd"]
     assert advi["sd"] / nuts["sd"] < 0.8
+
+
+@pytest.mark.parametrize("backend", ["numpyro", "pymc"])
+def test_per_group_centring_keeps_the_posterior(backend):
+    """NUTS through the centred form of M2 with its small groups non-centred (``centring =
+    "auto"``: 5 groups of 25 rows centred, 15 of 5 rows not) agrees with M2 sampled as written."""
+    sizes = [25] * 5 + [5] * 15
+    data, _ = simulate("random_intercept_nc", n_groups=20, n_obs=sum(sizes), seed=25)
+    group = np.repeat(np.arange(20), sizes)
+    data = type(data)(X=data.X, y=data.y, group=group)
+    fits = [
+        fit(
+            "random_intercept_nc",
+            data,
+            backend=backend,
+            method="nuts",
+            settings={**NUTS, "target_accept": 0.95, **settings},
+            seed=9,
+        )
+        for settings in ({}, {"centring": "auto"})
+    ]
+    for idata in fits:
+        assert int(idata.sample_stats.diverging.sum()) == 0
+    assert_agree(fits[0].posterior, fits[1].posterior, ("beta", "u", "tau_e", "tau_u"))
