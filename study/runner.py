@@ -295,16 +295,36 @@ def _after_break(
 
 
 def next_run(pending: list[Run], running: list[Run]) -> Run:
-    """The run to start next: the first pending one, but not a second PyMC run while others wait.
+    """The run to start next: the longest pending one, but not a second C-compiling PyMC run nor
+    a run whose program another worker is compiling, while other work waits.
 
-    PyTensor compiles C code under one lock per compile directory, so two workers running PyMC
-    fits on a cold cache mostly wait for each other (measured: two PyMC ADVI fits started side
-    by side took 25 s each, one compiling and one waiting); meanwhile the other worker is kept on
-    JAX or reference runs. Once only PyMC runs are left they run side by side.
+    Longest first (`study.schedule.estimated_seconds`): a batch then ends on short runs on both
+    workers instead of one long fit on one of them. PyTensor compiles C code under one lock per
+    compile directory, so two workers running PyMC fits that compile C on a cold cache mostly
+    wait for each other (measured: two PyMC ADVI fits started side by side took 25 s each, one
+    compiling and one waiting); meanwhile the other worker is kept on JAX, nutpie or reference
+    runs (`study.schedule.compiles_c`). A run sharing its program with a running one
+    (`study.schedule.program_of`, e.g. the next seed of the same data shape) waits too: later it
+    reuses that program instead of compiling it on the other worker at the same time. Once only
+    such runs are left they run side by side.
     """
-    if any(run.backend == "pymc" for run in running):
-        return next((run for run in pending if run.backend != "pymc"), pending[0])
-    return pending[0]
+    from study.schedule import compiles_c, estimated_seconds, program_of
+
+    ordered = sorted(pending, key=estimated_seconds, reverse=True)
+    lock_busy = any(compiles_c(run) for run in running)
+    programs = {program_of(run) for run in running}
+
+    def waits_for_lock(run: Run) -> bool:
+        return lock_busy and compiles_c(run)
+
+    for acceptable in (
+        lambda run: not waits_for_lock(run) and program_of(run) not in programs,
+        lambda run: not waits_for_lock(run),
+    ):
+        chosen = next((run for run in ordered if acceptable(run)), None)
+        if chosen is not None:
+            return chosen
+    return ordered[0]
 
 
 def _record(future: Future, run: Run) -> dict[str, Any]:

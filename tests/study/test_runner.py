@@ -166,20 +166,31 @@ def test_process_pool_and_dask_give_the_same_numbers(tiny_study, tmp_path):
             np.testing.assert_array_equal(serial[key][name], dask[key][name])
 
 
-def test_a_second_pymc_run_waits_while_other_work_is_pending():
+def test_longest_runs_first_and_a_second_c_compiling_pymc_run_waits():
     from study.runner import next_run
     from study.runs import Run
 
-    def run(backend, method):
-        return Run(model="linear", backend=backend, method=method, seed=0, dataset="boston")
+    def run(backend, method, n_groups=5, **settings):
+        return Run(
+            model="random_intercept",
+            backend=backend,
+            method=method,
+            seed=0,
+            n_groups=n_groups,
+            n_per_group=20,
+            settings=settings,
+        )
 
-    pymc_advi, pymc_nuts = run("pymc", "advi"), run("pymc", "nuts")
-    numpyro, gibbs = run("numpyro", "advi"), run("conjugate", "gibbs")
-    pending = [pymc_advi, pymc_nuts, numpyro, gibbs]
-    assert next_run(pending, []) is pymc_advi
-    assert next_run(pending[1:], [pymc_advi]) is numpyro  # PyTensor's compile lock is busy
-    assert next_run(pending[1:], [numpyro]) is pymc_nuts
-    assert next_run([pymc_nuts], [pymc_advi]) is pymc_nuts  # only PyMC left: side by side
+    pymc_advi, nutpie = run("pymc", "advi", 100), run("pymc", "nuts", 100)
+    pm_sample = run("pymc", "nuts", 100, sampler="pymc")
+    numpyro, gibbs = run("numpyro", "nuts", 50), run("conjugate", "gibbs", 5)
+    assert next_run([gibbs, numpyro, pymc_advi], []) is numpyro  # the longest first
+    assert next_run([gibbs, pm_sample, numpyro], [pymc_advi]) is numpyro  # the lock is busy
+    assert next_run([gibbs, nutpie], [pymc_advi]) is nutpie  # nutpie compiles with numba
+    assert next_run([pm_sample], [pymc_advi]) is pm_sample  # only PyMC left: side by side
+    seed_2 = Run(**{**numpyro.__dict__, "seed": 2})
+    assert next_run([seed_2, gibbs], [numpyro]) is gibbs  # its program is being compiled
+    assert next_run([seed_2], [numpyro]) is seed_2
 
 
 def _dies_on_linear_gibbs(run, out):

@@ -1,0 +1,151 @@
+"""ADVI compile and run times of the levers kept (and dropped) in the engines, A/B in one process.
+
+- ``padding``: NumPyro ADVI over the reproduction's Q = 5 ... 100 groups (N = 300 rows), with
+  ``pad_shapes`` on and off: seconds spent compiling and running, and how many programs were
+  compiled (`inference.ppl.padding`).
+- ``particles``: PyMC block ADVI (4 draws per step) with the particles in one vectorised graph
+  or in PyMC's ``scan`` (`inference.ppl.pymc_engine.VECTORISED_PARTICLES`).
+- ``persistent``: NumPyro block ADVI in fresh processes against an empty and then a filled JAX
+  persistent cache (`inference.ppl.jax_cache`).
+
+Every arm runs ``--repeats`` times, alternating; medians are printed with the ratio. On a shared
+machine compare only numbers from one invocation.
+
+    python benchmarks/advi_compile.py [padding|particles|persistent ...] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+GROUPS = (5, 10, 20, 50, 100)
+PRIORS = {"a_e": 0.01, "b_e": 0.01, "a_u": 0.01, "b_u": 0.01}
+
+
+def _data(n_groups: int, seed: int = 1):
+    from models import simulate
+
+    truth = {"tau_u": 4.0, "tau_e": 1.0}
+    return simulate("random_intercept", n_groups=n_groups, n_obs=300, truth=truth, seed=seed)[0]
+
+
+def _fit(backend: str, family: str, n_groups: int, **settings):
+    from inference import fit
+
+    idata = fit(
+        "random_intercept",
+        _data(n_groups),
+        backend=backend,
+        method="advi",
+        family=family,
+        settings=settings,
+        priors=PRIORS,
+        seed=1,
+    )
+    attrs = idata.posterior.attrs
+    return attrs["compile_time_s"], attrs["run_time_s"], attrs["vi_steps"]
+
+
+def padding_arm(pad: bool, family: str) -> dict[str, float]:
+    """NumPyro ADVI of ``family`` over `GROUPS` from an empty program cache."""
+    import jax
+
+    from inference.ppl import numpyro_engine
+
+    numpyro_engine.clear_cache()
+    jax.clear_caches()
+    compile_s = run_s = compiled = 0.0
+    for n_groups in GROUPS:
+        c, r, _ = _fit("numpyro", family, n_groups, pad_shapes=pad)
+        compile_s, run_s, compiled = compile_s + c, run_s + r, compiled + (c > 0)
+    return {"compile_s": compile_s, "run_s": run_s, "programs": compiled}
+
+
+def particles_arm(vectorised: bool) -> dict[str, float]:
+    """PyMC block ADVI at Q = 20 and 100 (programs built again, C modules cached on disk)."""
+    from inference.ppl import pymc_engine
+
+    pymc_engine.VECTORISED_PARTICLES = vectorised
+    pymc_engine.clear_cache()
+    out = {"compile_s": 0.0, "run_s": 0.0, "steps": 0.0}
+    for n_groups in (20, 100):
+        c, r, steps = _fit("pymc", "block", n_groups)
+        out["compile_s"] += c
+        out["run_s"] += r
+        out["steps"] += steps
+    out["ms_per_step"] = 1000 * out["run_s"] / out["steps"]
+    return out
+
+
+def persistent_arm(cache: str) -> dict[str, float]:
+    """Block ADVI at Q = 20 in a fresh process with the JAX cache in ``cache``."""
+    code = (
+        "from benchmarks.advi_compile import _fit; "
+        "c, r, _ = _fit('numpyro', 'block', 20); print(c, r)"
+    )
+    env = {**os.environ, "VISTUDY_CACHE_DIR": cache, "PYTHONPATH": os.getcwd()}
+    started = time.perf_counter()
+    output = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    compile_s, run_s = (float(v) for v in output[-2:])
+    return {"process_s": time.perf_counter() - started, "compile_s": compile_s, "run_s": run_s}
+
+
+def _compare(name: str, arms: dict[str, callable], repeats: int) -> None:
+    results: dict[str, list[dict[str, float]]] = {label: [] for label in arms}
+    for _ in range(repeats):
+        for label, arm in arms.items():
+            results[label].append(arm())
+    print(f"\n{name} (median of {repeats}, load {os.getloadavg()[0]:.1f}):")
+    medians = {
+        label: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        for label, runs in results.items()
+    }
+    for label, values in medians.items():
+        print(f"  {label:28s} " + "  ".join(f"{k} {v:8.2f}" for k, v in values.items()))
+    first, second = list(medians.values())[:2]
+    ratios = {k: first[k] / second[k] for k in first if second.get(k)}
+    print("  ratio first/second         " + "  ".join(f"{k} {v:6.2f}" for k, v in ratios.items()))
+
+
+def main() -> None:
+    """Parse arguments and run the chosen comparisons."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("levers", nargs="*", default=["padding", "particles", "persistent"])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if "padding" in args.levers:
+        for family in ("mean_field", "block"):
+            _compare(
+                f"NumPyro ADVI:{family}, Q = {GROUPS}, N = 300",
+                {
+                    "padded": lambda f=family: padding_arm(True, f),
+                    "unpadded": lambda f=family: padding_arm(False, f),
+                },
+                args.repeats,
+            )
+    if "particles" in args.levers:
+        _compare(
+            "PyMC ADVI:block, 4 particles, Q = 20 + 100",
+            {"vectorised": lambda: particles_arm(True), "scan": lambda: particles_arm(False)},
+            args.repeats,
+        )
+    if "persistent" in args.levers:
+        cache = tempfile.mkdtemp(prefix="vistudy-jax-")
+        arms = {
+            "empty cache (first process)": lambda: persistent_arm(tempfile.mkdtemp()),
+            "filled cache": lambda: persistent_arm(cache),
+        }
+        persistent_arm(cache)  # fill it
+        _compare("NumPyro ADVI:block Q = 20, fresh process", arms, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
