@@ -84,15 +84,22 @@ per group) outgrows what a PNG can hold, so they are drawn at the largest Q up t
 
 
 def _largest_q_figures(fits: list, pairs: Sequence[tuple[str, str]], folder: Path) -> list[Path]:
-    """Overlays at the largest Q, shrinkage at the largest Q up to `SHRINKAGE_MAX_GROUPS`."""
+    """Overlays at the largest Q, shrinkage at the largest Q up to `SHRINKAGE_MAX_GROUPS`, each
+    of the first replicate (smallest seed) of a data set and model."""
     sizes = {fit_info(f).n_groups for f in fits}
     largest = max(sizes, default=0)
     shrinkage = max((q for q in sizes if q <= SHRINKAGE_MAX_GROUPS), default=0)
     paths = []
     for pair in pairs:
-        for info, vb, reference in analysis.pair_fits(fits, *pair):
+        drawn = set()
+        for info, vb, reference in sorted(
+            analysis.pair_fits(fits, *pair), key=lambda item: item[0].seed
+        ):
             if info.n_groups == 0 or info.n_groups not in (largest, shrinkage):
                 continue
+            if (info.dataset, info.model) in drawn:  # one replicate (the first seed) is enough
+                continue
+            drawn.add((info.dataset, info.model))
             stem = f"{info.dataset}-{info.model}-{_slug(pair)}"
             labels = (pair[0], pair[1])
             if info.n_groups == largest:

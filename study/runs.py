@@ -273,14 +273,20 @@ def write_atomically(idata: Any, path: Path) -> None:
 
 
 def stored_hash(path: Path) -> str | None:
-    """The content hash recorded in a finished run file, or ``None`` if absent or unreadable."""
-    import xarray as xr
+    """The content hash recorded in a finished run file, or ``None`` if absent or unreadable.
+
+    Read with h5py, the attribute alone (the file is HDF5, written by h5netcdf): 0.1 ms per file
+    against 25 ms through xarray, which decodes the whole group -- 9 s before every re-run of a
+    355-run study.
+    """
+    import h5py
 
     if not path.exists():
         return None
     try:
-        with xr.open_dataset(path, group="posterior") as posterior:
-            return posterior.attrs.get("run_hash")
+        with h5py.File(path, "r") as file:
+            value = file["posterior"].attrs.get("run_hash")
     except (OSError, ValueError, KeyError):
         logger.warning("unreadable run file %s will be redone", path)
         return None
+    return value.decode() if isinstance(value, bytes) else value
