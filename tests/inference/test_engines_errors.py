@@ -28,7 +28,8 @@ def data(tiny_data):
         ({"method": "nuts", "family": "block"}, r"family: numpyro/nuts is not variational"),
         (
             {"backend": "conjugate", "method": "cavi", "family": "full_rank"},
-            r"family: conjugate/cavi has no family 'full_rank'; valid: \['mean_field', 'block', 'mean_field\+lrvb', 'block\+lrvb'\]",
+            r"family: conjugate/cavi has no family 'full_rank'; "
+            r"valid: \['mean_field', 'block', 'mean_field\+lrvb', 'block\+lrvb'\]",
         ),
     ],
 )
