@@ -37,6 +37,11 @@ CENTRED_MIN_ROWS = 20
 GROUP_PLATE = "group"
 
 
+def plate_names(msg: dict) -> set[str]:
+    """Names of the plates a NumPyro message's site sits in."""
+    return {frame.name for frame in msg["cond_indep_stack"]}
+
+
 def sampled_spec(spec: ModelSpec, centring: str) -> ModelSpec:
     """The model NUTS samples: ``spec`` for ``"model"``, else its centred form."""
     from models import MODELS
@@ -68,9 +73,9 @@ def numpyro_centring(model: Callable[..., None]) -> Callable[..., None]:
         strength = centred.astype(X.dtype)
 
         def config(msg: dict) -> Any:
-            plates = {frame.name for frame in msg["cond_indep_stack"]}
             latent = msg["type"] == "sample" and not msg["is_observed"]
-            if latent and GROUP_PLATE in plates and not msg["name"].endswith("_decentered"):
+            grouped = GROUP_PLATE in plate_names(msg)
+            if latent and grouped and not msg["name"].endswith("_decentered"):
                 return LocScaleReparam(centered=strength)
             return None
 

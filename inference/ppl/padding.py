@@ -35,13 +35,15 @@ from typing import Any
 import numpy as np
 from numpyro.primitives import Messenger
 
+from inference.ppl.centring import GROUP_PLATE, plate_names
+
 GROUP_SIZES = (16, 128, 1024)
 """Numbers of groups that data are padded to (more groups than the last: not padded)."""
 DENSE_GROUP_SIZES = (16,)
 """The same for a family with a dense block over the effects (``block``, ``full_rank``)."""
 ROW_SIZES = (128, 1024, 2048, 4096, 8192)
 """Numbers of rows that data are padded to (more rows than the last: not padded)."""
-OBS_PLATE, GROUP_PLATE = "obs", "group"
+OBS_PLATE = "obs"
 
 
 def _bucket(size: int, sizes: tuple[int, ...]) -> int:
@@ -145,10 +147,6 @@ def padded_model(model_fn: Callable[..., None], n_groups: int, priors: Any) -> C
     return model
 
 
-def _plates(msg: dict) -> set[str]:
-    return {frame.name for frame in msg["cond_indep_stack"]}
-
-
 class _MaskPadding(Messenger):
     """Mask the padded rows of observed ``obs`` sites and the padded groups of latent ``group``
     sites; keep the values of the latter (for their N(0, 1) factor)."""
@@ -161,13 +159,13 @@ class _MaskPadding(Messenger):
     def process_message(self, msg: dict) -> None:
         if msg["type"] != "sample":
             return
-        if msg["is_observed"] and OBS_PLATE in _plates(msg):
+        if msg["is_observed"] and OBS_PLATE in plate_names(msg):
             msg["fn"] = msg["fn"].mask(self.obs_mask)
-        elif not msg["is_observed"] and GROUP_PLATE in _plates(msg):
+        elif not msg["is_observed"] and GROUP_PLATE in plate_names(msg):
             msg["fn"] = msg["fn"].mask(self.group_mask)
 
     def postprocess_message(self, msg: dict) -> None:
-        if msg["type"] == "sample" and not msg["is_observed"] and GROUP_PLATE in _plates(msg):
+        if msg["type"] == "sample" and not msg["is_observed"] and GROUP_PLATE in plate_names(msg):
             self.group_values[msg["name"]] = msg["value"]
 
 
