@@ -486,17 +486,10 @@ def _compare(item: Any, labels: list[str], where: _Where) -> tuple[MainRows, boo
         if name not in MODELS:
             raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
     is_main = where.typed(item, "main", bool, default=False)
-    pair = []
-    for key in ("vb", "reference"):
-        text = where.typed(item, key, str)
-        try:
-            label = parse_label(text).label
-        except ValueError as error:
-            raise where.fail(key, str(error)) from None
-        if label not in labels:
-            raise where.fail(key, f"{text!r} is not one of the study's fits {labels}")
-        pair.append(label)
-    return MainRows(pair[0], pair[1], models), is_main
+    vb, reference = (
+        _fit_label(where.typed(item, key, str), key, labels, where) for key in ("vb", "reference")
+    )
+    return MainRows(vb, reference, models), is_main
 
 
 def _vsbc(raw: Mapping[str, Any], labels: list[str], where: _Where) -> dict[str, Any]:
@@ -533,18 +526,22 @@ def _report(
 def _fit_labels(
     table: Mapping[str, Any], key: str, labels: list[str], where: _Where, default: Any = _REQUIRED
 ) -> list[str]:
-    """The list ``table[key]`` of fit labels, each normalised (family included) and checked to
-    be one of the study's fits."""
-    chosen = []
-    for text in where.typed(table, key, list, default=default):
-        try:
-            label = parse_label(text).label
-        except ValueError as error:
-            raise where.fail(key, str(error)) from None
-        if label not in labels:
-            raise where.fail(key, f"{text!r} is not one of the study's fits {labels}")
-        chosen.append(label)
-    return chosen
+    """The list ``table[key]`` of fit labels, each as `_fit_label` returns it."""
+    return [
+        _fit_label(text, key, labels, where)
+        for text in where.typed(table, key, list, default=default)
+    ]
+
+
+def _fit_label(text: str, key: str, labels: list[str], where: _Where) -> str:
+    """``text`` as a normalised label (family included), checked to be one of the study's fits."""
+    try:
+        label = parse_label(text).label
+    except ValueError as error:
+        raise where.fail(key, str(error)) from None
+    if label not in labels:
+        raise where.fail(key, f"{text!r} is not one of the study's fits {labels}")
+    return label
 
 
 def _seeds(raw: Mapping[str, Any], where: _Where) -> tuple[int, ...]:
