@@ -28,6 +28,7 @@ import xarray as xr
 
 from inference.log_density import latent_sites, model_terms
 from inference.lr_solver import LOCAL_SITES, LinearResponse, Problem, pack, solve
+from inference.vi import lognormal_moments
 from models.spec import ModelSpec, RegressionData
 
 DENSE_COVARIANCE_MAX = 1_000
@@ -299,19 +300,14 @@ def analytic_moments(lr: LinearResponse) -> dict[str, dict[str, Any]]:
     for name in loc:
         if name.startswith("tau_"):
             suffix = name.removeprefix("tau_")
-            m, var = float(loc[name]), float(sd[name]) ** 2
             for target, power in (
                 (name, 1.0),
                 (f"sigma2_{suffix}", -1.0),
                 (f"sigma_{suffix}", -0.5),
             ):
-                moments[target] = _lognormal_moments(power * m, power**2 * var)
+                mean, sd_target = lognormal_moments(float(loc[name]), float(sd[name]), power)
+                moments[target] = {"mean": float(mean), "sd": float(sd_target)}
     return moments
-
-
-def _lognormal_moments(mu: float, var: float) -> dict[str, float]:
-    mean = math.exp(mu + 0.5 * var)
-    return {"mean": mean, "sd": mean * math.sqrt(math.expm1(var))}
 
 
 def lrvb_dataset(lr: LinearResponse, family: str) -> xr.Dataset:

@@ -338,7 +338,9 @@ def _same_dense_block(variational: xr.Dataset, first: str, second: str) -> bool:
     return any({first, second} <= {site for site, _ in sites} for sites in layout["dense"].values())
 
 
-def _lognormal(mean: np.ndarray, sd: np.ndarray, power: float) -> tuple[np.ndarray, np.ndarray]:
+def lognormal_moments(
+    mean: np.ndarray, sd: np.ndarray, power: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and SD of ``exp(power * zeta)`` for ``zeta ~ N(mean, sd^2)``."""
     m, s2 = power * mean, (power * sd) ** 2
     first = np.exp(m + s2 / 2)
@@ -375,9 +377,9 @@ def gaussian_q_moments(variational: xr.Dataset, spec: Any) -> dict[str, dict[str
     for site, (mean, sd) in marginals.items():
         if transforms.get(site) == "log":
             suffix = site.removeprefix("tau_")
-            store(site, *_lognormal(mean, sd, 1.0))
-            store(f"sigma_{suffix}", *_lognormal(mean, sd, -0.5))
-            store(f"sigma2_{suffix}", *_lognormal(mean, sd, -1.0))
+            store(site, *lognormal_moments(mean, sd, 1.0))
+            store(f"sigma_{suffix}", *lognormal_moments(mean, sd, -0.5))
+            store(f"sigma2_{suffix}", *lognormal_moments(mean, sd, -1.0))
         elif site in spec.parameters:
             store(site, mean, sd)
     if (
@@ -386,8 +388,8 @@ def gaussian_q_moments(variational: xr.Dataset, spec: Any) -> dict[str, dict[str
         and not _same_dense_block(variational, "z", "tau_u")
     ):
         (z_mean, z_sd), (t_mean, t_sd) = marginals["z"], marginals["tau_u"]
-        half, _ = _lognormal(t_mean, t_sd, -0.5)
-        inverse, _ = _lognormal(t_mean, t_sd, -1.0)
+        half, _ = lognormal_moments(t_mean, t_sd, -0.5)
+        inverse, _ = lognormal_moments(t_mean, t_sd, -1.0)
         mean = z_mean * half
         store("u", mean, np.sqrt(np.maximum((z_mean**2 + z_sd**2) * inverse - mean**2, 0.0)))
     return {name: value for name, value in moments.items() if name in spec.public_names}
