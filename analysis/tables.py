@@ -267,6 +267,21 @@ def label_slug(label: str) -> str:
     return str(label).replace("/", "-").replace(":", ".")
 
 
+def plain_markdown(table: pd.DataFrame) -> str:
+    """A plain Markdown table of a small DataFrame (no index, values as ``str`` gives them).
+
+    Examples
+    --------
+    >>> print(plain_markdown(pd.DataFrame({"fit": ["a/b"], "k̂": [0.3]})))
+    | fit | k̂ |
+    |---|---|
+    | a/b | 0.3 |
+    """
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * table.shape[1]]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def to_markdown(wide: pd.DataFrame, mark_below: float = 0.8, digits: int = 3) -> str:
     """Markdown of a wide table: values below ``mark_below`` in bold, failed gates with †.
 

@@ -28,7 +28,7 @@ import pandas as pd
 import analysis
 from analysis.figures import save
 from analysis.io import fit_info
-from analysis.tables import label_slug
+from analysis.tables import label_slug, plain_markdown
 from inference import FAMILIES, REGISTRY, lookup, parse_label
 from models import MODELS, get_model
 from models.tabular import PreparedTable, TableError, TableSpec, check_model
@@ -340,7 +340,7 @@ def _verdict_section(verdicts: pd.DataFrame) -> list[str]:
         index="parameter", columns="vb", values="cell"
     )
     grid = grid.reindex(index=list(dict.fromkeys(verdicts.parameter)), columns=labels)
-    lines.append(_markdown(grid.reset_index()))
+    lines.append(plain_markdown(grid.reset_index()))
     lines += ["", "In words:", ""]
     for label in labels:
         own = verdicts[verdicts.vb == label]
@@ -363,13 +363,6 @@ def _verdict_section(verdicts: pd.DataFrame) -> list[str]:
         "",
     ]
     return lines
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "---|" * frame.shape[1]
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
 
 
 def _gate_section(by_label: dict, roles: dict[str, str], reference: str) -> list[str]:
@@ -396,7 +389,7 @@ def _gate_section(by_label: dict, roles: dict[str, str], reference: str) -> list
         f"{thresholds.ess_min:.0f} and there are at most {thresholds.max_divergences} "
         "divergences (the exact posterior passes by construction).",
         "",
-        _markdown(pd.DataFrame(rows)) if rows else "No reference finished.",
+        plain_markdown(pd.DataFrame(rows)) if rows else "No reference finished.",
         "",
     ]
 
@@ -413,7 +406,7 @@ def _khat_section(khat: dict[str, float | None], roles: dict[str, str]) -> list[
         "Pareto k̂ of the importance weights p/q of each VB fit (attr `psis_khat`); above 0.7 "
         "its draws are not trusted. n/a: the fit does not carry it.",
         "",
-        _markdown(pd.DataFrame(rows)) if rows else "No VB fit finished.",
+        plain_markdown(pd.DataFrame(rows)) if rows else "No VB fit finished.",
         "",
     ]
 
@@ -526,7 +519,7 @@ def _predictive_table(rows: list[pd.Series]) -> str:
             for row in rows
         ]
     )
-    return _markdown(frame) if rows else "No VB fit finished."
+    return plain_markdown(frame) if rows else "No VB fit finished."
 
 
 def _saved(fig: Any, path: Path, out: Path) -> str:

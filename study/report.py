@@ -11,7 +11,7 @@ import pandas as pd
 import analysis
 from analysis.figures import save
 from analysis.io import fit_info
-from analysis.tables import DEFAULT_PAIRS, label_slug
+from analysis.tables import DEFAULT_PAIRS, label_slug, plain_markdown
 from analysis.timing import accuracy_markdown, format_seconds, timing_markdown
 from study.config import MainRows, StudyConfig
 from study.runner import read_failures
@@ -292,13 +292,6 @@ def _family_table(rows: pd.DataFrame, families: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    """A plain Markdown table of a small DataFrame (no index)."""
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * table.shape[1]]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def _number(value: float) -> str:
     return "NA" if pd.isna(value) else f"{value:.2f}"
 
@@ -332,7 +325,7 @@ def _vsbc_lines(out: Path, config: StudyConfig, fits: list, figures: list[Path])
         "but symmetric; verdict at level 0.05 with the direction: too narrow (p piles up at 0 "
         "and 1), too wide (at 1/2), shifted (tilted).",
         "",
-        _markdown(table),
+        plain_markdown(table),
         "",
         f"![VSBC]({figure.relative_to(out)})",
         "",
