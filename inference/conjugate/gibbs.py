@@ -290,10 +290,10 @@ def log_joint_linear(
 ) -> np.ndarray:
     """``log p(y, beta, tau_e)`` of M1 at each draw (constrained space, no Jacobian)."""
     beta, tau = draws["beta"], draws["tau_e"]
-    p, n, lam0 = beta.shape[-1], stats.n_obs, priors.beta_precision
+    p, lam0 = beta.shape[-1], priors.beta_precision
     centred = beta - priors.beta_mean
     log_tau = np.log(tau)
-    log_lik = 0.5 * n * (log_tau - LOG_2PI) - 0.5 * tau * stats.residual_ss(beta)
+    log_lik = gaussian_log_likelihood(stats, beta, tau)
     log_prior_beta = 0.5 * p * (log_tau + math.log(lam0) - LOG_2PI) - 0.5 * tau * lam0 * np.sum(
         centred * centred, axis=-1
     )
@@ -377,16 +377,25 @@ def log_joint_random_intercept(
 ) -> np.ndarray:
     """``log p(y, beta, u, tau_e, tau_u)`` of M0 at each draw (constrained space)."""
     beta, u, tau_e, tau_u = draws["beta"], draws["u"], draws["tau_e"], draws["tau_u"]
-    q, n = u.shape[-1], stats.n_obs
-    log_lik = 0.5 * n * (np.log(tau_e) - LOG_2PI) - 0.5 * tau_e * stats.residual_ss(beta, u)
     return (
-        log_lik
+        gaussian_log_likelihood(stats, beta, tau_e, u)
         + normal_log_prior(beta, priors.beta_mean, priors.beta_sd)
-        + 0.5 * q * (np.log(tau_u) - LOG_2PI)
-        - 0.5 * tau_u * np.sum(u * u, axis=-1)
+        + random_intercept_log_prior(u, tau_u)
         + gamma_expected_log_density(priors.a_e, priors.b_e, tau_e, np.log(tau_e))
         + gamma_expected_log_density(priors.a_u, priors.b_u, tau_u, np.log(tau_u))
     )
+
+
+def gaussian_log_likelihood(
+    stats: GaussianStats, beta: np.ndarray, tau_e: np.ndarray, u: np.ndarray | None = None
+) -> np.ndarray:
+    """``log N(y | X beta + u[group], tau_e^-1 I)`` per draw, from the sufficient statistics."""
+    return 0.5 * stats.n_obs * (np.log(tau_e) - LOG_2PI) - 0.5 * tau_e * stats.residual_ss(beta, u)
+
+
+def random_intercept_log_prior(u: np.ndarray, tau_u: np.ndarray) -> np.ndarray:
+    """``log N(u | 0, tau_u^-1 I)`` per draw (``u`` over its last axis)."""
+    return 0.5 * u.shape[-1] * (np.log(tau_u) - LOG_2PI) - 0.5 * tau_u * np.sum(u * u, axis=-1)
 
 
 def normal_log_prior(beta: np.ndarray, mean: float, sd: float) -> np.ndarray:
