@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from models import MODELS, get_model
 from models.tabular import PreparedTable, TableError, TableSpec, check_model
 from study.config import FitSpec, Scenario, StudyConfig
 from study.runner import StudyResult, read_failures, results_lock, run_study
-from study.runs import expand
+from study.runs import expand, replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -249,9 +248,7 @@ def write_check_report(out: str | Path, config: StudyConfig, table: PreparedTabl
     lines += _figure_sections(by_label, vb_rows, roles, reference, table, figures_dir, out)
     lines += _failures_section(out, config)
     report = out / REPORT_FILE
-    temporary = report.with_name(f".{report.name}.{os.getpid()}.tmp")
-    temporary.write_text("\n".join(lines) + "\n")
-    os.replace(temporary, report)
+    replace_atomically(report, lambda temporary: temporary.write_text("\n".join(lines) + "\n"))
     logger.info("check report written to %s", report)
     return CheckResult(out=out, report=report, ratios=vb_rows, verdicts=verdicts)
 

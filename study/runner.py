@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from study.config import StudyConfig
-from study.runs import RUNS_DIR, Run, execute, expand, limit_threads, stored_hash
+from study.runs import (
+    RUNS_DIR,
+    Run,
+    execute,
+    expand,
+    limit_threads,
+    replace_atomically,
+    stored_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -462,12 +470,14 @@ def update_failures(out: Path, result: StudyResult) -> None:
     rows = kept + [
         {name: record.get(name, "") for name in _FAILURE_FIELDS} for record in result.failed
     ]
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=_FAILURE_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, path)
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=_FAILURE_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    replace_atomically(path, write)
 
 
 def read_failures(out: Path) -> list[dict[str, str]]:

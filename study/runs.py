@@ -16,7 +16,7 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -264,9 +264,16 @@ def _check_finite(idata: Any) -> None:
 def write_atomically(idata: Any, path: Path) -> None:
     """Write NetCDF to a temporary file in the same folder, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(path, lambda temporary: idata.to_netcdf(str(temporary)))
+
+
+def replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write`` a temporary file ``.<name>.<pid>.tmp`` next to ``path``, then rename it into
+    place: readers see the old file or the new one, never half of one. The temporary file is
+    removed if writing fails (a stopped study removes any left behind, `study.runner`)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        idata.to_netcdf(str(temporary))
+        write(temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
