@@ -13,23 +13,19 @@ from study.config import FitSpec, StudyConfig, parse_study
 QUICK_GROUPS = (5, 20)
 QUICK_REPLICATES = 3
 # Tiny settings for tests of the machinery: numbers from them mean nothing.
+_TINY_ADVI = {
+    "max_steps": 300,
+    "min_steps": 100,
+    "window": 50,
+    "num_draws": 200,
+    "average_steps": 100,
+}
+_TINY_NUTS = {"num_chains": 2, "num_warmup": 100, "num_draws": 100}
 TINY_SETTINGS = {
-    ("numpyro", "advi"): {
-        "max_steps": 300,
-        "min_steps": 100,
-        "window": 50,
-        "num_draws": 200,
-        "average_steps": 100,
-    },
-    ("pymc", "advi"): {
-        "max_steps": 300,
-        "min_steps": 100,
-        "window": 50,
-        "num_draws": 200,
-        "average_steps": 100,
-    },
-    ("numpyro", "nuts"): {"num_chains": 2, "num_warmup": 100, "num_draws": 100},
-    ("pymc", "nuts"): {"num_chains": 2, "num_warmup": 100, "num_draws": 100},
+    ("numpyro", "advi"): _TINY_ADVI,
+    ("pymc", "advi"): _TINY_ADVI,
+    ("numpyro", "nuts"): _TINY_NUTS,
+    ("pymc", "nuts"): _TINY_NUTS,
     ("conjugate", "cavi"): {"num_draws": 200},
     ("conjugate", "gibbs"): {"num_chains": 2, "num_burnin": 100, "num_draws": 200},
     ("conjugate", "exact"): {"num_draws": 200},
@@ -53,8 +49,7 @@ def reproduction_study(*, quick: bool = False, tiny: bool = False) -> StudyConfi
     -------
     StudyConfig
     """
-    text = resources.files("study").joinpath("studies/reproduce.toml").read_text()
-    config = parse_study(tomllib.loads(text), source="study/studies/reproduce.toml")
+    config = packaged_study("reproduce")
     if quick or tiny:
         groups = (5,) if tiny else QUICK_GROUPS
         seeds = config.seeds[: 1 if tiny else QUICK_REPLICATES]
@@ -67,9 +62,19 @@ def reproduction_study(*, quick: bool = False, tiny: bool = False) -> StudyConfi
             config, scenarios=scenarios, fits=fits, seeds=seeds, name=f"{config.name}-quick"
         )
     if tiny:
-        config = replace(config, fits=tuple(_with(fit, TINY_SETTINGS) for fit in config.fits))
+        config = replace(config, fits=tiny_fits(config.fits))
     return config
 
 
-def _with(fit: FitSpec, table: dict) -> FitSpec:
-    return replace(fit, settings={**table.get((fit.backend, fit.method), {}), **fit.settings})
+def packaged_study(name: str) -> StudyConfig:
+    """The built-in study ``study/studies/<name>.toml`` (packaged with `study`), parsed."""
+    text = resources.files("study").joinpath(f"studies/{name}.toml").read_text()
+    return parse_study(tomllib.loads(text), source=f"study/studies/{name}.toml")
+
+
+def tiny_fits(fits: tuple[FitSpec, ...]) -> tuple[FitSpec, ...]:
+    """``fits`` with `TINY_SETTINGS` under their own settings (tests of the machinery)."""
+    return tuple(
+        replace(fit, settings={**TINY_SETTINGS.get((fit.backend, fit.method), {}), **fit.settings})
+        for fit in fits
+    )

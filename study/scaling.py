@@ -7,14 +7,11 @@ one compared with Gibbs, and a report with a Time section (`analysis.timing`).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import replace
-from importlib import resources
 
-from study.config import Scenario, StudyConfig, parse_study
-from study.reproduce import TINY_SETTINGS, _with
+from study.config import Scenario, StudyConfig
+from study.reproduce import packaged_study, tiny_fits
 
-SOURCE = "study/studies/scaling.toml"
 TINY_GROUPS = (5, 10)
 """The numbers of groups of ``--tiny`` (every scenario, every fit): for tests of the machinery."""
 
@@ -41,11 +38,10 @@ def scaling_study(*, max_groups: int | None = None, tiny: bool = False) -> Study
     ValueError
         If ``max_groups`` leaves no number of groups.
     """
-    text = resources.files("study").joinpath("studies/scaling.toml").read_text()
-    config = parse_study(tomllib.loads(text), source=SOURCE)
+    config = packaged_study("scaling")
     if tiny:
         scenarios = tuple(replace(s, n_groups=TINY_GROUPS) for s in config.scenarios)
-        fits = tuple(_with(fit, TINY_SETTINGS) for fit in config.fits)
+        fits = tiny_fits(config.fits)
         config = replace(config, scenarios=scenarios, fits=fits, name=f"{config.name}-tiny")
     if max_groups is not None:
         config = _up_to(config, max_groups)
