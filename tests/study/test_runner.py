@@ -66,6 +66,18 @@ def test_tiny_study_runs_then_does_no_work(tiny_study, tmp_path):
     assert _mtimes(out) == before
 
 
+def test_run_files_are_written_uncompressed(tiny_study, tmp_path):
+    """zlib saved 4 % on random draws and made writing 2.6x and reading 1.6x slower."""
+    import h5py
+
+    out = tmp_path / "out"
+    run = expand(tiny_study)[-1]
+    assert execute(run, out)["status"] == "done"
+    with h5py.File(run.path(out), "r") as file:
+        draws = [v for v in file["posterior"].values() if v.ndim >= 2]
+        assert draws and all(v.compression is None for v in draws)
+
+
 def test_deleted_run_is_redone_alone(tiny_study, tmp_path):
     out = tmp_path / "out"
     run_study(tiny_study, out)
@@ -86,7 +98,7 @@ def test_half_written_file_is_never_read(tiny_study, tmp_path, monkeypatch):
         pass
 
     class HalfWritten:
-        def to_netcdf(self, path):
+        def to_netcdf(self, path, **options):
             with open(path, "wb") as handle:
                 handle.write(b"\x89HDF\r\n half a file")
             raise Killed
