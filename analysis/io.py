@@ -39,6 +39,11 @@ class FitInfo:
         return (self.dataset, self.model, self.n_groups, self.seed)
 
     @property
+    def posterior_key(self) -> tuple[str, str, int, int]:
+        """``pair_key`` with the model whose posterior this fit targets (M2's is M0's)."""
+        return (self.dataset, self.posterior_model or self.model, self.n_groups, self.seed)
+
+    @property
     def label(self) -> str:
         """``backend/method`` or, for a variational fit, ``backend/method:family``."""
         return f"{self.backend}/{self.method}" + (f":{self.family}" if self.family else "")
@@ -134,6 +139,10 @@ def load_fits(source: str | Path | Iterable[Any]) -> list[Any]:
 def pair_fits(fits: Sequence[Any], vb: str, reference: str) -> list[tuple[FitInfo, Any, Any]]:
     """Pairs (info of the VB fit, VB fit, reference fit) of the same data, model and seed.
 
+    A VB fit without a reference of its own model is paired with a reference of another model
+    with the same posterior on the same data (``posterior_model``, stamped by the contract: the
+    non-centred M2's is the centred M0's), so a study need not sample one posterior twice.
+
     Parameters
     ----------
     fits : sequence of InferenceData
@@ -150,14 +159,19 @@ def pair_fits(fits: Sequence[Any], vb: str, reference: str) -> list[tuple[FitInf
     Examples
     --------
     >>> import arviz as az, numpy as np
-    >>> def fit(backend, method):
+    >>> def fit(backend, method, model="linear"):
     ...     idata = az.from_dict(posterior={"tau_e": np.ones((1, 10))})
-    ...     idata.posterior.attrs.update(model="linear", backend=backend, method=method, seed=1)
+    ...     idata.posterior.attrs.update(model=model, backend=backend, method=method, seed=1,
+    ...                                  posterior_model="linear")
     ...     return idata
     >>> pairs = pair_fits([fit("numpyro", "advi"), fit("numpyro", "nuts")],
     ...                   "numpyro/advi", "numpyro/nuts")
     >>> [info.pair_key for info, _, _ in pairs]
     [('', 'linear', 0, 1)]
+    >>> shared = pair_fits([fit("numpyro", "advi", "linear_nc"), fit("numpyro", "nuts")],
+    ...                    "numpyro/advi", "numpyro/nuts")
+    >>> [(info.model, ref.posterior.attrs["model"]) for info, _, ref in shared]
+    [('linear_nc', 'linear')]
     """
     by_key: dict[tuple[str, tuple], Any] = {}
     for fit in fits:
@@ -168,8 +182,33 @@ def pair_fits(fits: Sequence[Any], vb: str, reference: str) -> list[tuple[FitInf
     references = {
         key: fit for (label, key), (_, fit) in by_key.items() if same_label(reference, label)
     }
+    by_posterior: dict[tuple, Any] = {}
+    for (label, _), (info, fit) in by_key.items():
+        owner = info.model == (info.posterior_model or info.model)  # M0 rather than M2
+        if same_label(reference, label) and (owner or info.posterior_key not in by_posterior):
+            by_posterior[info.posterior_key] = fit
     pairs = []
     for (label, key), (info, fit) in sorted(by_key.items(), key=lambda item: item[0][1]):
-        if same_label(vb, label) and key in references:
-            pairs.append((info, fit, references[key]))
+        if not same_label(vb, label):
+            continue
+        match = references.get(key)
+        if match is None and _same_problem(fit, by_posterior.get(info.posterior_key)):
+            match = by_posterior[info.posterior_key]
+        if match is not None:
+            pairs.append((info, fit, match))
     return pairs
+
+
+def _same_problem(fit: Any, other: Any) -> bool:
+    """Whether ``other`` (a fit of another model with the same posterior) had the same priors
+    and observations as ``fit``: the same posterior, not only the same model family."""
+    if other is None or fit.posterior.attrs.get("priors") != other.posterior.attrs.get("priors"):
+        return False
+    if not (hasattr(fit, "observed_data") and hasattr(other, "observed_data")):
+        return True
+    import numpy as np
+
+    mine, theirs = fit.observed_data, other.observed_data
+    return set(mine.data_vars) == set(theirs.data_vars) and all(
+        np.array_equal(mine[name].values, theirs[name].values) for name in mine.data_vars
+    )

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from analysis import (
     GateThresholds,
@@ -246,3 +247,32 @@ def test_reference_diagnostics_are_computed_once_per_set_of_draws(fit_factory, m
     ref.posterior["u"][0, :, 1] = 5.0  # changed draws are never served stale diagnostics
     changed = reference_diagnostics(ref, ["u", "tau_u"]).set_index("parameter").rhat
     assert changed["u_1"] > 1.5 and calls.count("u") == 2
+
+
+def test_m2_is_compared_with_the_m0_reference_of_the_same_data(fit_factory):
+    """One posterior is sampled once: M2's VB fit pairs with M0's reference of its data set,
+    never with another data set's, and M2's own reference wins when it has one."""
+    m2_vb = fit_factory("random_intercept_nc", method="advi", sd=0.5, seed=1)
+    m0_ref = fit_factory("random_intercept", seed=1)
+    other_data = fit_factory("random_intercept", seed=2)
+    tidy = ratio_table([m2_vb, m0_ref, other_data], [("numpyro/advi", "numpyro/nuts")])
+    assert set(tidy.label) == {"M2_Q5"} and set(tidy.seed) == {1}
+    assert tidy.ratio.between(0.4, 0.6).all()
+    m2_ref = fit_factory("random_intercept_nc", seed=1, sd=0.5)
+    tidy = ratio_table([m2_vb, m0_ref, m2_ref], [("numpyro/advi", "numpyro/nuts")])
+    assert tidy.ratio.between(0.9, 1.1).all()
+    assert ratio_table([m2_vb, other_data], [("numpyro/advi", "numpyro/nuts")]).empty
+
+
+def test_m2_is_never_compared_with_an_m0_reference_of_other_priors_or_data(fit_factory):
+    m2_vb = fit_factory("random_intercept_nc", method="advi", seed=1)
+    m0_ref = fit_factory("random_intercept", seed=1)
+    for fit in (m2_vb, m0_ref):
+        fit.add_groups(observed_data=xr.Dataset({"y": ("obs", np.arange(6.0))}))
+        fit.posterior.attrs["priors"] = '{"a_u": 0.01}'
+    assert len(ratio_table([m2_vb, m0_ref], [("numpyro/advi", "numpyro/nuts")]))
+    m0_ref.posterior.attrs["priors"] = '{"a_u": 1.0}'
+    assert ratio_table([m2_vb, m0_ref], [("numpyro/advi", "numpyro/nuts")]).empty
+    m0_ref.posterior.attrs["priors"] = '{"a_u": 0.01}'
+    m0_ref.observed_data["y"] = m0_ref.observed_data["y"] + 1.0
+    assert ratio_table([m2_vb, m0_ref], [("numpyro/advi", "numpyro/nuts")]).empty
