@@ -73,8 +73,9 @@ def packaged_study(name: str) -> StudyConfig:
 
 
 def tiny_fits(fits: tuple[FitSpec, ...]) -> tuple[FitSpec, ...]:
-    """``fits`` with `TINY_SETTINGS` under their own settings (tests of the machinery)."""
+    """``fits`` with the sizes of `TINY_SETTINGS` (draws, steps) over their own settings, whose
+    other entries (centring, mass matrix, ...) stay (tests of the machinery)."""
     return tuple(
-        replace(fit, settings={**TINY_SETTINGS.get((fit.backend, fit.method), {}), **fit.settings})
+        replace(fit, settings={**fit.settings, **TINY_SETTINGS.get((fit.backend, fit.method), {})})
         for fit in fits
     )
