@@ -13,7 +13,13 @@ from analysis.figures import (
     plot_ratio_vs_groups,
     plot_shrinkage,
 )
-from analysis.gate import GateResult, GateThresholds, mcmc_gate, reference_diagnostics
+from analysis.gate import (
+    GateResult,
+    GateThresholds,
+    mcmc_gate,
+    reference_diagnostics,
+    stamp_diagnostics,
+)
 from analysis.io import FitInfo, fit_info, load_fits, pair_fits
 from analysis.predictive import (
     log_predictive_density,
@@ -67,6 +73,7 @@ __all__ = [
     "load_fits",
     "log_predictive_density",
     "mcmc_gate",
+    "stamp_diagnostics",
     "pair_fits",
     "pair_rows",
     "plot_elbo",

@@ -124,7 +124,7 @@ def load_fits(source: str | Path | Iterable[Any]) -> list[Any]:
         return [source]
     if not isinstance(source, str | Path):
         return list(source)
-    import arviz as az
+    from analysis.netcdf import read_fit
 
     folder = Path(source)
     if not folder.is_dir():
@@ -133,7 +133,7 @@ def load_fits(source: str | Path | Iterable[Any]) -> list[Any]:
     paths = sorted(runs.glob("*.nc"))
     if not paths:
         logger.warning("no *.nc files in %s", runs)
-    return [az.from_netcdf(path) for path in paths]
+    return [read_fit(path) for path in paths]
 
 
 def pair_fits(fits: Sequence[Any], vb: str, reference: str) -> list[tuple[FitInfo, Any, Any]]:

@@ -247,7 +247,7 @@ def _execute(config, args: argparse.Namespace) -> int:
         if not args.no_report:
             from study.report import write_report
 
-            write_report(args.out, config)
+            write_report(args.out, config, jobs=args.jobs)
     return EXIT_FAILED_RUNS if result.failed else EXIT_OK
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import multiprocessing
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -44,14 +49,16 @@ def write_figures(
     config: StudyConfig | None = None,
     fits: list | None = None,
     tidy: pd.DataFrame | None = None,
+    jobs: int = 1,
 ) -> list[Path]:
-    """Ratio-vs-Q and heatmap per pair, overlays and shrinkage of the largest-Q scenarios."""
+    """Ratio-vs-Q and heatmap per pair, overlays and shrinkage of the largest-Q scenarios,
+    drawn by ``jobs`` processes (`draw_figures`)."""
     out = Path(out)
     folder = out / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     fits = analysis.load_fits(out) if fits is None else fits
     tidy = analysis.ratio_table(fits, _pairs(config)) if tidy is None else tidy
-    paths = []
+    tasks: list[FigureTask] = []
     for pair in _pairs(config):
         rows = analysis.pair_rows(tidy, *pair)
         designs = _designs(rows)
@@ -59,23 +66,68 @@ def write_figures(
             suffix = _design_suffix(design) if len(designs) > 1 else ""
             title = f"SD ratio {pair[0]} / {pair[1]}" + (f", {design}" if suffix else "")
             if designs:
-                paths.append(
-                    _saved(
-                        analysis.plot_ratio_vs_groups(
-                            tidy, vb=pair[0], reference=pair[1], design=design
-                        ),
-                        folder / f"ratio_vs_groups_{_slug(pair)}{suffix}.png",
-                    )
+                draw = partial(
+                    analysis.plot_ratio_vs_groups,
+                    tidy,
+                    vb=pair[0],
+                    reference=pair[1],
+                    design=design,
                 )
-            wide = analysis.wide_table(tidy, *pair, design=design)
-            paths.append(
-                _saved(
-                    analysis.plot_ratio_heatmap(wide, title),
-                    folder / f"heatmap_{_slug(pair)}{suffix}.png",
-                )
-            )
-    paths += _largest_q_figures(fits, _pairs(config), folder)
-    return paths
+                tasks.append((draw, folder / f"ratio_vs_groups_{_slug(pair)}{suffix}.png"))
+            draw = partial(_heatmap, tidy, pair, design, title)
+            tasks.append((draw, folder / f"heatmap_{_slug(pair)}{suffix}.png"))
+    tasks += _largest_q_figures(fits, _pairs(config), folder)
+    return draw_figures(tasks, jobs)
+
+
+FigureTask = tuple[Callable[[], Any], Path]
+"""A figure to draw (a function returning it) and the file to save it in."""
+_TASKS: list[FigureTask] = []
+
+
+def draw_figures(tasks: Sequence[FigureTask], jobs: int = 1) -> list[Path]:
+    """Draw and save every figure; with ``jobs > 1``, in that many forked processes.
+
+    Drawing and writing PNGs is most of a report (the VI1 reproduction's 67 figures: 18 s in one
+    process). Forked children share the loaded fits with this process, so nothing is pickled
+    but the paths; where the platform cannot fork, one process draws them all.
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order of ``tasks``.
+    """
+    if jobs <= 1 or len(tasks) < 2 or not can_fork():
+        if jobs > 1:
+            logger.info("figures drawn in this process: it cannot fork (threads or JAX in it)")
+        return [_saved(draw(), path) for draw, path in tasks]
+    global _TASKS
+    _TASKS = list(tasks)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
+            return pool.map(_draw_task, range(len(tasks)), chunksize=1)
+    finally:
+        _TASKS = []
+
+
+def can_fork() -> bool:
+    """Whether this process may fork: the platform can, and no thread or JAX runs in it (a fork
+    of a multithreaded process can deadlock; `vistudy` fits in spawned workers, so its main
+    process has neither, unlike a notebook that has just fitted with NumPyro)."""
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and "jax" not in sys.modules
+        and threading.active_count() == 1
+    )
+
+
+def _draw_task(index: int) -> Path:
+    draw, path = _TASKS[index]
+    return _saved(draw(), path)
+
+
+def _heatmap(tidy: pd.DataFrame, pair: tuple[str, str], design: str | None, title: str):
+    return analysis.plot_ratio_heatmap(analysis.wide_table(tidy, *pair, design=design), title)
 
 
 SHRINKAGE_MAX_GROUPS = 1_000
@@ -83,13 +135,15 @@ SHRINKAGE_MAX_GROUPS = 1_000
 per group) outgrows what a PNG can hold, so they are drawn at the largest Q up to this."""
 
 
-def _largest_q_figures(fits: list, pairs: Sequence[tuple[str, str]], folder: Path) -> list[Path]:
+def _largest_q_figures(
+    fits: list, pairs: Sequence[tuple[str, str]], folder: Path
+) -> list[FigureTask]:
     """Overlays at the largest Q, shrinkage at the largest Q up to `SHRINKAGE_MAX_GROUPS`, each
     of the first replicate (smallest seed) of a data set and model."""
     sizes = {fit_info(f).n_groups for f in fits}
     largest = max(sizes, default=0)
     shrinkage = max((q for q in sizes if q <= SHRINKAGE_MAX_GROUPS), default=0)
-    paths = []
+    tasks: list[FigureTask] = []
     for pair in pairs:
         drawn = set()
         for info, vb, reference in sorted(
@@ -103,20 +157,12 @@ def _largest_q_figures(fits: list, pairs: Sequence[tuple[str, str]], folder: Pat
             stem = f"{info.dataset}-{info.model}-{_slug(pair)}"
             labels = (pair[0], pair[1])
             if info.n_groups == largest:
-                paths.append(
-                    _saved(
-                        analysis.plot_overlay(vb, reference, labels=labels),
-                        folder / f"overlay_{stem}.png",
-                    )
-                )
+                draw = partial(analysis.plot_overlay, vb, reference, labels=labels)
+                tasks.append((draw, folder / f"overlay_{stem}.png"))
             if info.n_groups == shrinkage:
-                paths.append(
-                    _saved(
-                        analysis.plot_shrinkage(vb, reference, labels=labels),
-                        folder / f"shrinkage_{stem}.png",
-                    )
-                )
-    return paths
+                draw = partial(analysis.plot_shrinkage, vb, reference, labels=labels)
+                tasks.append((draw, folder / f"shrinkage_{stem}.png"))
+    return tasks
 
 
 def _saved(fig, path: Path) -> Path:
@@ -124,14 +170,15 @@ def _saved(fig, path: Path) -> Path:
     return path
 
 
-def write_report(out: Path, config: StudyConfig) -> Path:
+def write_report(out: Path, config: StudyConfig, jobs: int = 1) -> Path:
     """Write tables, figures and ``report.md``: the main table next to the published one (per
-    design, median and spread over replicates, key figures inline), then every pair."""
+    design, median and spread over replicates, key figures inline), then every pair. ``jobs``
+    processes draw the figures (`draw_figures`)."""
     out = Path(out)
     fits = analysis.load_fits(out)
     tidy = analysis.ratio_table(fits, _pairs(config))
     tables = write_tables(out, config, tidy)
-    figures = write_figures(out, config, fits, tidy)
+    figures = write_figures(out, config, fits, tidy, jobs=jobs)
     lines = [f"# {config.name}", "", config.description, "", "## Data-generating settings", ""]
     lines += _settings_lines(config)
     if config.timing:

@@ -207,6 +207,10 @@ def execute(run: Run, out: str | Path) -> dict[str, Any]:
     try:
         idata = _fit(run)
         _check_finite(idata)
+        if "sample_stats" in idata.groups():  # a sampler: its report reads ESS and R-hat
+            from analysis import stamp_diagnostics
+
+            stamp_diagnostics(idata)
         write_atomically(idata, run.path(Path(out)))
     except Exception as error:  # a failed fit is recorded, never allowed to stop the batch
         record.update(

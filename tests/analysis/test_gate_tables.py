@@ -276,3 +276,29 @@ def test_m2_is_never_compared_with_an_m0_reference_of_other_priors_or_data(fit_f
     m0_ref.posterior.attrs["priors"] = '{"a_u": 0.01}'
     m0_ref.observed_data["y"] = m0_ref.observed_data["y"] + 1.0
     assert ratio_table([m2_vb, m0_ref], [("numpyro/advi", "numpyro/nuts")]).empty
+
+
+def test_stamped_diagnostics_are_read_back_for_the_same_draws_only(
+    fit_factory, monkeypatch, tmp_path
+):
+    """A study stamps ESS/R-hat into its MCMC fits; its report reads them from the file."""
+    import arviz as az
+
+    from analysis import gate, reference_diagnostics, stamp_diagnostics
+
+    ref = fit_factory(n_groups=4, draws=400, rng=np.random.default_rng(13))
+    expected = reference_diagnostics(ref)
+    stamp_diagnostics(ref)
+    ref.to_netcdf(tmp_path / "ref.nc")
+    gate._CACHE.clear()
+    calls = []
+    compute = gate._compute_diagnostics
+    monkeypatch.setattr(
+        gate, "_compute_diagnostics", lambda post, name: calls.append(name) or compute(post, name)
+    )
+    read = az.from_netcdf(tmp_path / "ref.nc")
+    pd.testing.assert_frame_equal(reference_diagnostics(read), expected)
+    assert calls == []
+    read.posterior["u"][0, :, 1] = 5.0  # the stamp no longer describes these draws
+    assert reference_diagnostics(read).set_index("parameter").rhat["u_1"] > 1.5
+    assert calls == ["u"]

@@ -115,7 +115,7 @@ def test_unsupported_pairs_are_left_out(tmp_path):
 def test_bundled_studies_load():
     from study.reproduce import reproduction_study
 
-    assert len(expand(reproduction_study())) == 355
+    assert len(expand(reproduction_study())) == 305
     assert load_study("studies/example.toml").name == "example"
 
 

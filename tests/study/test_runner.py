@@ -1,8 +1,11 @@
 """A tiny study end to end: cached, resumable, atomic, failures recorded, Dask = local pool."""
 
 import os
+import subprocess
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,3 +230,59 @@ def test_a_run_that_kills_its_worker_fails_alone(tiny_study, tmp_path):
     culprit = records.pop("sim_n40-linear-conjugate-gibbs-0")
     assert culprit["status"] == "failed" and "worker process died" in culprit["error"]
     assert all(record["status"] == "done" for record in records.values()), records
+
+
+def test_figures_drawn_by_two_processes_are_those_of_one(tmp_path):
+    """`draw_figures` forks: the same files, byte for byte, as one process draws."""
+    from study.report import write_figures
+
+    path = tmp_path / "groups.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            name = "groups"
+            seeds = [0]
+            [[scenario]]
+            models = ["random_intercept"]
+            n_groups = [3, 4]
+            n_per_group = 5
+            [[fit]]
+            backend = "conjugate"
+            method = "cavi"
+            family = "block"
+            settings = { num_draws = 50 }
+            [[fit]]
+            backend = "conjugate"
+            method = "gibbs"
+            settings = { num_chains = 2, num_burnin = 20, num_draws = 30 }
+            [[compare]]
+            vb = "conjugate/cavi:block"
+            reference = "conjugate/gibbs"
+            """
+        )
+    )
+    study = load_study(path)
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_study(study, one)
+    (two / "runs").mkdir(parents=True)
+    for run in (one / "runs").glob("*.nc"):
+        (two / "runs" / run.name).write_bytes(run.read_bytes())
+    serial = write_figures(one, study, jobs=1)
+    script = (
+        "import sys; from pathlib import Path; from study.config import load_study; "
+        "from study.report import can_fork, write_figures; assert can_fork(); "
+        "paths = write_figures(Path(sys.argv[2]), load_study(sys.argv[1]), jobs=2); "
+        "print('\\n'.join(str(p) for p in paths))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path), str(two)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    forked = [Path(line) for line in done.stdout.split()]
+    assert [p.name for p in serial] == [p.name for p in forked]
+    assert {p.name.split("_")[0] for p in serial} == {"ratio", "heatmap", "overlay", "shrinkage"}
+    for a, b in zip(serial, forked, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
