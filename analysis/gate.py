@@ -121,11 +121,8 @@ def stamp_diagnostics(fit: Any, var_names: Sequence[str] | None = None) -> None:
     names = [n for n in (var_names or DEFAULT_VAR_NAMES) if n in posterior.data_vars]
     stored = {}
     for name in names:
-        table = _variable_diagnostics(posterior, name)
-        stored[name] = {
-            "digest": _digest(posterior, name)[-1],
-            **{column: table[column].tolist() for column in table.columns},
-        }
+        digest, table = _keyed_diagnostics(posterior, name)
+        stored[name] = {"digest": digest, **{c: table[c].tolist() for c in table.columns}}
     posterior.attrs[DIAGNOSTICS_ATTR] = json.dumps(stored)
 
 
@@ -137,16 +134,20 @@ def _digest(posterior: Any, name: str) -> tuple:
 
 
 def _variable_diagnostics(posterior: Any, name: str) -> pd.DataFrame:
+    return _keyed_diagnostics(posterior, name)[1]
+
+
+def _keyed_diagnostics(posterior: Any, name: str) -> tuple[str, pd.DataFrame]:
+    """The digest of one variable's draws and their diagnostics: cached, stamped or computed."""
     key = _digest(posterior, name)
     if key in _CACHE:
         _CACHE.move_to_end(key)
     else:
-        _CACHE[key] = _stored_diagnostics(posterior, name, key[-1])
-        if _CACHE[key] is None:
-            _CACHE[key] = _compute_diagnostics(posterior, name)
+        stored = _stored_diagnostics(posterior, name, key[-1])
+        _CACHE[key] = stored if stored is not None else _compute_diagnostics(posterior, name)
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    return _CACHE[key].copy()
+    return key[-1], _CACHE[key].copy()
 
 
 def _stored_diagnostics(posterior: Any, name: str, digest: str) -> pd.DataFrame | None:

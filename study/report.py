@@ -90,7 +90,7 @@ def draw_figures(tasks: Sequence[FigureTask], jobs: int = 1) -> list[Path]:
 
     Drawing and writing PNGs is most of a report (the VI1 reproduction's 67 figures: 18 s in one
     process). Forked children share the loaded fits with this process, so nothing is pickled
-    but the paths; where the platform cannot fork, one process draws them all.
+    but the paths; where this process may not fork (`can_fork`), it draws them all itself.
 
     Returns
     -------

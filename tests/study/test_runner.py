@@ -237,30 +237,12 @@ def test_figures_drawn_by_two_processes_are_those_of_one(tmp_path):
     from study.report import write_figures
 
     path = tmp_path / "groups.toml"
-    path.write_text(
-        textwrap.dedent(
-            """
-            name = "groups"
-            seeds = [0]
-            [[scenario]]
-            models = ["random_intercept"]
-            n_groups = [3, 4]
-            n_per_group = 5
-            [[fit]]
-            backend = "conjugate"
-            method = "cavi"
-            family = "block"
-            settings = { num_draws = 50 }
-            [[fit]]
-            backend = "conjugate"
-            method = "gibbs"
-            settings = { num_chains = 2, num_burnin = 20, num_draws = 30 }
-            [[compare]]
-            vb = "conjugate/cavi:block"
-            reference = "conjugate/gibbs"
-            """
-        )
+    groups = (  # the tiny study with two numbers of groups and block CAVI against Gibbs
+        TINY.replace("n_groups = [3]", "n_groups = [3, 4]")
+        .replace('method = "exact"', 'method = "cavi"\nfamily = "block"')
+        .replace('vb = "conjugate/exact"', 'vb = "conjugate/cavi:block"')
     )
+    path.write_text(groups)
     study = load_study(path)
     one, two = tmp_path / "one", tmp_path / "two"
     run_study(study, one)
