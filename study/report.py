@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -104,7 +105,8 @@ def draw_figures(tasks: Sequence[FigureTask], jobs: int = 1) -> list[Path]:
     global _TASKS
     _TASKS = list(tasks)
     try:
-        with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(jobs, len(tasks)), initializer=_default_sigterm) as pool:
             return pool.map(_draw_task, range(len(tasks)), chunksize=1)
     finally:
         _TASKS = []
@@ -119,6 +121,12 @@ def can_fork() -> bool:
         and "jax" not in sys.modules
         and threading.active_count() == 1
     )
+
+
+def _default_sigterm() -> None:
+    """A forked child ends on SIGTERM (the pool's way of closing) instead of running a handler
+    it inherited, e.g. `vistudy`'s, which would raise `StudyStopped` in it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _draw_task(index: int) -> Path:

@@ -232,6 +232,30 @@ def test_a_run_that_kills_its_worker_fails_alone(tiny_study, tmp_path):
     assert all(record["status"] == "done" for record in records.values()), records
 
 
+def test_figure_workers_do_not_inherit_the_sigterm_handler(tmp_path):
+    """The pool closes its forked children with SIGTERM: under `vistudy`'s handler they printed
+    a `StudyStopped` traceback (6 closings of 30). They draw with SIGTERM's default action."""
+    script = (
+        "import signal, sys; from pathlib import Path; import matplotlib.pyplot as plt; "
+        "from study.report import can_fork, draw_figures; assert can_fork(); "
+        "from study.runner import stop_on_signals; stopping = stop_on_signals(); "
+        "stopping.__enter__(); assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL\n"
+        "def draw():\n"
+        "    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL\n"
+        "    return plt.figure(figsize=(1, 1))\n"
+        "for _ in range(5):\n"
+        "    draw_figures([(draw, Path(sys.argv[1]) / f'{i}.png') for i in range(4)], jobs=2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [f"{i}.png" for i in range(4)]
+
+
 def test_figures_drawn_by_two_processes_are_those_of_one(tmp_path):
     """`draw_figures` forks: the same files, byte for byte, as one process draws."""
     from study.report import write_figures
