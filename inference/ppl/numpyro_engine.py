@@ -411,9 +411,9 @@ def advi(
     """
     family = family or "mean_field"
     padding = padding_of(data, enabled=settings.pad_shapes, dense=family != "mean_field")
-    key = problem_key(
-        f"advi:{family}", spec, data, priors, settings, CHAIN_METHOD, shape=padding.shape
-    )
+    # Data that fill their padded shape exactly have no masks: a program of its own.
+    extra = (CHAIN_METHOD, padding.pads)
+    key = problem_key(f"advi:{family}", spec, data, priors, settings, *extra, shape=padding.shape)
     program, compile_time = _PROGRAMS.get(
         key, lambda: _build_svi(spec, data, priors, settings, family, padding)
     )

@@ -85,3 +85,16 @@ def test_padded_and_unpadded_advi_agree(family):
         sd_padded = padded.posterior[name].std(("chain", "draw")).values
         sd_unpadded = unpadded.posterior[name].std(("chain", "draw")).values
         np.testing.assert_allclose(sd_padded, sd_unpadded, rtol=0.05, err_msg=name)
+
+
+def test_data_that_fill_a_padded_shape_exactly_do_not_share_its_padded_program():
+    """128 rows in 16 groups need no padding (no masks): a later fit of 100 rows in 5 groups,
+    padded to the same shape, used to get that program and fail on its masks."""
+    tiny = {"max_steps": 200, "min_steps": 100, "window": 50, "num_draws": 20, "average_steps": 50}
+    exact, _ = simulate("random_intercept", n_groups=16, n_obs=128, seed=1)
+    padded, _ = simulate("random_intercept", n_groups=5, n_obs=100, seed=1)
+    for data in (exact, padded, exact):
+        idata = fit(
+            "random_intercept", data, backend="numpyro", method="advi", settings=tiny, seed=1
+        )
+        assert idata.posterior.u.shape == (1, 20, data.n_groups)
