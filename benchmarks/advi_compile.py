@@ -7,11 +7,21 @@
   or in PyMC's ``scan`` (`inference.ppl.pymc_engine.VECTORISED_PARTICLES`).
 - ``persistent``: NumPyro block ADVI in fresh processes against an empty and then a filled JAX
   persistent cache (`inference.ppl.jax_cache`).
+- ``xla-opt`` (not kept): XLA's CPU backend optimisation level (``XLA_FLAGS``) for cold NumPyro
+  block ADVI. Measured 2026-11-25 (Q = 20 + 100): level 0 compiled in 6.9 s instead of 9.5 and
+  ran in 5.5 s instead of 2.3; level 1 compiled in 8.7 s (8 % less, 6 s of the reproduction's
+  cold 330 s of compilation) at the same speed, not worth flags that must be set before JAX
+  starts, in every process, and that split JAX's persistent cache.
+- ``gcc-opt`` (not kept): gcc's optimisation of PyTensor's C modules for cold PyMC block ADVI.
+  Measured 2026-11-25 on the logistic model: -O1 compiled the first program in 25 s instead of
+  29.5 at the same speed, and -O0 in 21 s running half as fast; either would need PyTensor's
+  flags set for the user's whole process (and a second set of C modules in their cache).
 
 Every arm runs ``--repeats`` times, alternating; medians are printed with the ratio. On a shared
 machine compare only numbers from one invocation.
 
-    python benchmarks/advi_compile.py [padding|particles|persistent ...] [--repeats 3]
+    python benchmarks/advi_compile.py [padding|particles|persistent|xla-opt|gcc-opt ...]
+        [--repeats 3]
 """
 
 from __future__ import annotations
@@ -83,19 +93,39 @@ def particles_arm(vectorised: bool) -> dict[str, float]:
     return out
 
 
-def persistent_arm(cache: str) -> dict[str, float]:
-    """Block ADVI at Q = 20 in a fresh process with the JAX cache in ``cache``."""
+def _fresh_process(backend: str, family: str, groups: tuple[int, ...], **env: str) -> dict:
+    """ADVI of ``family`` at each of ``groups`` in a new process with ``env`` set: wall time
+    of the process, compile and run seconds summed over the fits."""
     code = (
-        "from benchmarks.advi_compile import _fit; "
-        "c, r, _ = _fit('numpyro', 'block', 20); print(c, r)"
+        "import sys; from benchmarks.advi_compile import _fit; "
+        f"times = [_fit({backend!r}, {family!r}, q)[:2] for q in {groups!r}]; "
+        "print(sum(c for c, _ in times), sum(r for _, r in times))"
     )
-    env = {**os.environ, "VISTUDY_CACHE_DIR": cache, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
     started = time.perf_counter()
     output = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     compile_s, run_s = (float(v) for v in output[-2:])
     return {"process_s": time.perf_counter() - started, "compile_s": compile_s, "run_s": run_s}
+
+
+def persistent_arm(cache: str) -> dict[str, float]:
+    """Block ADVI at Q = 20 in a fresh process with the JAX cache in ``cache``."""
+    return _fresh_process("numpyro", "block", (20,), VISTUDY_CACHE_DIR=cache)
+
+
+def xla_arm(flags: str) -> dict[str, float]:
+    """NumPyro block ADVI at Q = 20 and 100, cold (no JAX cache), with ``XLA_FLAGS=flags``."""
+    return _fresh_process("numpyro", "block", (20, 100), VISTUDY_CACHE_DIR="", XLA_FLAGS=flags)
+
+
+def gcc_arm(cxxflags: str) -> dict[str, float]:
+    """PyMC block ADVI at Q = 20 and 100 with an empty PyTensor compile directory (every C
+    module compiled by gcc), with ``gcc__cxxflags`` (the default when empty)."""
+    flags = f"base_compiledir={tempfile.mkdtemp(prefix='vistudy-pytensor-')}"
+    flags += f",gcc__cxxflags={cxxflags}" if cxxflags else ""
+    return _fresh_process("pymc", "block", (20, 100), PYTENSOR_FLAGS=flags)
 
 
 def _compare(name: str, arms: dict[str, callable], repeats: int) -> None:
@@ -137,6 +167,16 @@ def main() -> None:
             {"vectorised": lambda: particles_arm(True), "scan": lambda: particles_arm(False)},
             args.repeats,
         )
+    if "xla-opt" in args.levers:
+        arms = {
+            "XLA default": lambda: xla_arm(""),
+            "XLA backend opt level 0": lambda: xla_arm("--xla_backend_optimization_level=0"),
+            "XLA backend opt level 1": lambda: xla_arm("--xla_backend_optimization_level=1"),
+        }
+        _compare("NumPyro ADVI:block Q = 20 + 100, cold", arms, args.repeats)
+    if "gcc-opt" in args.levers:
+        arms = {"gcc default (-O3)": lambda: gcc_arm(""), "gcc -O1": lambda: gcc_arm("-O1")}
+        _compare("PyMC ADVI:block Q = 20 + 100, empty C cache", arms, args.repeats)
     if "persistent" in args.levers:
         cache = tempfile.mkdtemp(prefix="vistudy-jax-")
         arms = {
