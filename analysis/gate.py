@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import convergence
 from analysis.ratios import DEFAULT_VAR_NAMES, posterior_of
 
 EXACT_METHODS = ("exact",)
@@ -164,24 +165,15 @@ def _stored_diagnostics(posterior: Any, name: str, digest: str) -> pd.DataFrame 
 
 
 def _compute_diagnostics(posterior: Any, name: str) -> pd.DataFrame:
-    import arviz as az
-
-    values = posterior[[name]]
-    parameters = _labels(values[name])
+    values = posterior[name].transpose("chain", "draw", ...).values
+    parameters = _labels(posterior[name])
     nan = np.full(len(parameters), np.nan)
     if posterior.attrs.get("method") in EXACT_METHODS:
         return pd.DataFrame(
             {"parameter": parameters, "rhat": nan, "ess_bulk": nan, "ess_tail": nan}
         )
-    single = posterior.sizes["chain"] < 2
-    return pd.DataFrame(
-        {
-            "parameter": parameters,
-            "rhat": nan if single else np.ravel(az.rhat(values)[name].values),
-            "ess_bulk": np.ravel(az.ess(values, method="bulk")[name].values),
-            "ess_tail": np.ravel(az.ess(values, method="tail")[name].values),
-        }
-    )
+    computed = {key: np.ravel(value) for key, value in convergence.diagnostics(values).items()}
+    return pd.DataFrame({"parameter": parameters, **computed})
 
 
 def _labels(values: Any) -> list[str]:

@@ -29,6 +29,8 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from analysis import convergence
+
 SCALES = {
     "beta": "location",
     "u": "location",
@@ -62,8 +64,6 @@ def sd_with_se(draws: np.ndarray) -> tuple[float, float]:
     >>> bool(abs(sd - 2.0) < 5 * se)
     True
     """
-    import arviz as az
-
     draws = np.asarray(draws, dtype=float)
     if draws.ndim != 2:
         raise ValueError(f"draws: expected shape (chain, draw), got {draws.shape}")
@@ -72,7 +72,7 @@ def sd_with_se(draws: np.ndarray) -> tuple[float, float]:
     sd = float(np.sqrt(variance))
     if sd == 0.0:
         return 0.0, 0.0
-    ess = float(az.ess(squares, method="mean"))
+    ess = float(convergence.ess(squares, "mean"))
     ess = min(max(ess, 1.0), squares.size) if np.isfinite(ess) else 1.0
     se_variance = np.sqrt(squares.var() / ess)
     return sd, float(se_variance / (2.0 * sd))
