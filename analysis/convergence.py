@@ -44,7 +44,8 @@ def rhat(draws: np.ndarray) -> np.ndarray:
         NaN where a quantity has a NaN draw, or with fewer than 2 chains or 4 draws.
     """
     x, shape = _flat(draws)
-    return _rhat_rank(x, _split_scores(x)).reshape(shape)
+    split = _split_chains(x)
+    return _rhat_rank(x, split, _split_scores(x, split)).reshape(shape)
 
 
 def ess(draws: np.ndarray, method: str = "bulk") -> np.ndarray:
@@ -66,7 +67,7 @@ def ess(draws: np.ndarray, method: str = "bulk") -> np.ndarray:
         raise ValueError(f"method: expected 'bulk', 'tail' or 'mean', got {method!r}")
     x, shape = _flat(draws)
     if method == "bulk":
-        return _ess_bulk(x, _split_scores(x)).reshape(shape)
+        return _ess_bulk(x, _split_scores(x, _split_chains(x))).reshape(shape)
     if method == "tail":
         return _ess_tail(x).reshape(shape)
     if x.shape[2] < MIN_DRAWS:
@@ -86,9 +87,10 @@ def diagnostics(draws: np.ndarray) -> dict[str, np.ndarray]:
     dict of ndarray, each of shape (...)
     """
     x, shape = _flat(draws)
-    z = _split_scores(x)
+    split = _split_chains(x)
+    z = _split_scores(x, split)
     return {
-        "rhat": _rhat_rank(x, z).reshape(shape),
+        "rhat": _rhat_rank(x, split, z).reshape(shape),
         "ess_bulk": _ess_bulk(x, z).reshape(shape),
         "ess_tail": _ess_tail(x).reshape(shape),
     }
@@ -103,9 +105,10 @@ def _flat(draws: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     return np.ascontiguousarray(np.moveaxis(flat, -1, 0)), x.shape[2:]
 
 
-def _split_scores(x: np.ndarray) -> np.ndarray | None:
-    """Normal scores of the split chains (None with too few draws for any diagnostic)."""
-    return _z_scale(_split_chains(x)) if x.shape[2] >= MIN_DRAWS else None
+def _split_scores(x: np.ndarray, split: np.ndarray) -> np.ndarray | None:
+    """Normal scores of ``split``, the split chains of ``x`` (None with too few draws of ``x``
+    for any diagnostic)."""
+    return _z_scale(split) if x.shape[2] >= MIN_DRAWS else None
 
 
 def _with_nan(values: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -118,12 +121,11 @@ def _python_max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(b > a, b, a)
 
 
-def _rhat_rank(x: np.ndarray, z: np.ndarray | None) -> np.ndarray:
-    """The larger of the bulk R-hat (of ``z``, the split chains' normal scores) and the folded
-    one."""
+def _rhat_rank(x: np.ndarray, split: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+    """The larger of the bulk R-hat (of ``z``, the normal scores of ``split``, the split chains
+    of ``x``) and the folded one."""
     if x.shape[1] < 2 or x.shape[2] < MIN_DRAWS:
         return np.full(x.shape[0], np.nan)
-    split = _split_chains(x)
     median = np.median(split.reshape(split.shape[0], -1), axis=1)
     folded = np.abs(split - median[:, None, None])
     return _with_nan(_python_max(_rhat(z), _rhat(_z_scale(folded))), x)
@@ -207,10 +209,11 @@ def _rhat(x: np.ndarray) -> np.ndarray:
 def _autocov(x: np.ndarray) -> np.ndarray:
     """Autocovariances along the draw axis at every lag (FFT, biased: divided by n)."""
     n = x.shape[2]
+    length = next_fast_len(2 * n)
     centred = x - x.mean(axis=2, keepdims=True)
-    spectrum = np.fft.rfft(centred, n=next_fast_len(2 * n), axis=2)
+    spectrum = np.fft.rfft(centred, n=length, axis=2)
     spectrum *= np.conjugate(spectrum)
-    return np.fft.irfft(spectrum, n=next_fast_len(2 * n), axis=2)[:, :, :n] / n
+    return np.fft.irfft(spectrum, n=length, axis=2)[:, :, :n] / n
 
 
 def _ess(x: np.ndarray) -> np.ndarray:
