@@ -506,6 +506,9 @@ def dask_executor(scheduler: str | None = None, n_workers: int | None = None) ->
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # Without a dashboard the scheduler still serves /health and /metrics, on port
+                # 8787 by default: a second cluster on the machine would warn that it is taken.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             ) as cluster,
             Client(cluster) as client,
         ):

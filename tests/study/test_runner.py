@@ -181,6 +181,15 @@ def test_process_pool_and_dask_give_the_same_numbers(tiny_study, tmp_path):
             np.testing.assert_array_equal(serial[key][name], dask[key][name])
 
 
+def test_two_local_dask_clusters_run_side_by_side():
+    """Each scheduler serves its health endpoints on a free port: before, both asked for 8787
+    and the second warned (an error under pytest), so two CI workers could collide."""
+    from study.runner import dask_executor
+
+    with dask_executor(n_workers=1)() as first, dask_executor(n_workers=1)() as second:
+        assert first.submit(sum, [1, 2]).result() == second.submit(sum, [3]).result() == 3
+
+
 def test_longest_runs_first_and_a_second_c_compiling_pymc_run_waits():
     from study.runner import next_run
     from study.runs import Run
