@@ -34,6 +34,7 @@ from study.runs import (
     expand,
     limit_threads,
     replace_atomically,
+    settle_after_runs,
     stored_hash,
 )
 
@@ -410,13 +411,15 @@ _PR_SET_PDEATHSIG = 1
 
 def worker_init(parent: int) -> None:
     """Initialise a worker process: one BLAS/XLA thread, Ctrl-C left to the parent (which stops
-    the workers), and exit when the parent dies, even by SIGKILL.
+    the workers), the heap settled after every run (`study.runs.settle_after_runs`), and exit
+    when the parent dies, even by SIGKILL.
 
     On Linux the kernel sends SIGKILL when the parent goes (``prctl(PR_SET_PDEATHSIG)``); on
     every platform a watchdog thread exits when ``os.getppid()`` is no longer ``parent``.
     """
     limit_threads()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settle_after_runs()
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)

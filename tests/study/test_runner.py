@@ -301,3 +301,37 @@ def test_figures_drawn_by_two_processes_are_those_of_one(tmp_path):
     assert {p.name.split("_")[0] for p in serial} == {"ratio", "heatmap", "overlay", "shrinkage"}
     for a, b in zip(serial, forked, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_a_worker_settles_its_heap_after_each_run_and_a_user_session_is_left_alone(
+    tiny_study, tmp_path, monkeypatch
+):
+    """A study worker collects each run's garbage and freezes the survivors (its compiled
+    programs) out of later collections; `execute` in anyone else's process freezes nothing."""
+    import gc
+
+    from study.runs import execute
+
+    run = expand(tiny_study)[0]
+    freezes = []
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(run.key))
+    assert execute(run, tmp_path / "here")["status"] == "done"
+    assert freezes == []
+    monkeypatch.undo()
+    script = (
+        "import gc, os, sys; from study.config import load_study; from study.runs import "
+        "execute, expand; from study.runner import worker_init\n"
+        "worker_init(os.getppid()); assert gc.get_freeze_count() == 0\n"
+        "run = expand(load_study(sys.argv[1]))[0]\n"
+        "assert execute(run, sys.argv[2])['status'] == 'done'\n"
+        "print(gc.get_freeze_count(), gc.get_count()[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "tiny.toml"), str(tmp_path / "worker")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    frozen_in_worker, young = (int(v) for v in done.stdout.split())
+    assert frozen_in_worker > 10_000 and young < 100
