@@ -7,6 +7,7 @@ tests must not modify it.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import arviz as az
@@ -66,3 +67,15 @@ def tiny_fit(tiny_data) -> Callable[[str, str, str], az.InferenceData]:
         return cache[key]
 
     return get
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item):
+    """After each test and its fixtures' teardown, settle the heap as a study worker does after
+    each run (`study.runs.settle_after_runs`): the session's cached fits and compiled programs
+    are frozen out of later garbage collections, which otherwise walk them again and again
+    (-9 % on the engine and family tests)."""
+    result = yield
+    gc.collect()
+    gc.freeze()
+    return result
