@@ -97,7 +97,7 @@ def _fresh_process(backend: str, family: str, groups: tuple[int, ...], **env: st
     """ADVI of ``family`` at each of ``groups`` in a new process with ``env`` set: wall time
     of the process, compile and run seconds summed over the fits."""
     code = (
-        "import sys; from benchmarks.advi_compile import _fit; "
+        "from benchmarks.advi_compile import _fit; "
         f"times = [_fit({backend!r}, {family!r}, q)[:2] for q in {groups!r}]; "
         "print(sum(c for c, _ in times), sum(r for _, r in times))"
     )

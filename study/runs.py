@@ -212,6 +212,12 @@ def settle_after_runs() -> None:
     _settle_after_runs = True
 
 
+def settle_heap() -> None:
+    """Collect this process's garbage, then freeze every survivor out of later collections."""
+    gc.collect()
+    gc.freeze()
+
+
 def execute(run: Run, out: str | Path) -> dict[str, Any]:
     """Fit one run and write it atomically; never raises, returns a status record.
 
@@ -225,8 +231,7 @@ def execute(run: Run, out: str | Path) -> dict[str, Any]:
     started = time.perf_counter()
     record = _fit_and_write(run, Path(out))
     if _settle_after_runs:  # the run's fit is out of scope by now: collected, not frozen
-        gc.collect()
-        gc.freeze()
+        settle_heap()
     record["seconds"] = round(time.perf_counter() - started, 3)
     return record
 

@@ -7,7 +7,6 @@ tests must not modify it.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 
 import arviz as az
@@ -15,6 +14,7 @@ import pytest
 
 from inference import fit
 from models import MODELS, RegressionData, simulate
+from study.runs import settle_heap
 
 TINY_SETTINGS: dict[str, dict[str, int]] = {
     "advi": {
@@ -76,6 +76,5 @@ def pytest_runtest_teardown(item: pytest.Item):
     are frozen out of later garbage collections, which otherwise walk them again and again
     (-9 % on the engine and family tests)."""
     result = yield
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     return result

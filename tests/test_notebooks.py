@@ -68,13 +68,9 @@ def test_notebook_has_a_quick_switch_in_its_first_code_cell(name):
 SETTLE_AFTER_CELLS = """
 import atexit, gc
 
+from study.runs import settle_heap
 
-def _settle(result):
-    gc.collect()
-    gc.freeze()
-
-
-get_ipython().events.register("post_run_cell", _settle)
+get_ipython().events.register("post_run_cell", lambda result: settle_heap())
 atexit.register(gc.freeze)
 """
 
