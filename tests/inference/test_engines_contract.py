@@ -28,9 +28,6 @@ ATTRS = (
     "versions",
     "run_id",
 )
-# One pytest-xdist worker fits the 16 tiny fits and runs every test of this module on them
-# (`--dist loadgroup`): spread over two workers, each fitted, and compiled, nearly all 16.
-pytestmark = pytest.mark.xdist_group("tiny_fits")
 STATS = ("diverging", "tree_depth", "n_steps", "energy", "acceptance_rate", "step_size", "lp")
 
 

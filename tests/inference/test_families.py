@@ -20,8 +20,6 @@ FAMILY_FITS = [
     for family in ("block", "full_rank")
     if family == "block" or model in ("random_intercept_nc", "linear")
 ]
-# One pytest-xdist worker runs this module, so each family fit is made once (`--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("family_fits")
 
 
 @pytest.fixture(scope="module")
