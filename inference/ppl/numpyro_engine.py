@@ -456,17 +456,17 @@ def _build_nuts(
             rng_key=key_kernel,
         )
 
-        def warmup(state, _):
-            return sample_kernel(state, model_args=args), None
-
-        def keep(state, _):
+        def iterate(state, _):
             state = sample_kernel(state, model_args=args)
             stats = {name: getattr(state, name) for name in _STAT_FIELDS}
             stats["step_size"] = state.adapt_state.step_size
             return state, (state.z, stats)
 
-        state, _ = lax.scan(warmup, state, None, length=settings.num_warmup)
-        _, (z, stats) = lax.scan(keep, state, None, length=settings.num_draws)
+        # One scan over warm-up and draws (the kernel adapts while its counter is below
+        # num_warmup): XLA compiles the NUTS kernel once, not once per phase.
+        length = settings.num_warmup + settings.num_draws
+        _, kept = lax.scan(iterate, state, None, length=length)
+        z, stats = jax.tree.map(lambda values: values[settings.num_warmup :], kept)
         return jax.vmap(info.postprocess_fn(*args))(z), stats
 
     def run(keys, *args):
