@@ -7,11 +7,14 @@ determines the compiled program. A later fit of the same problem to new data reu
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from models.spec import ModelSpec, RegressionData
+
+logger = logging.getLogger(__name__)
 
 
 def problem_key(
@@ -39,12 +42,18 @@ class ProgramCache:
         self._programs: dict[tuple, Any] = {}
 
     def get(self, key: tuple, build: Callable[[], Any]) -> tuple[Any, float]:
-        """The program of ``key`` and the seconds spent building it (0 when cached)."""
+        """The program of ``key`` and the seconds spent building it (0 when cached).
+
+        Each build is logged at DEBUG level (``built <seconds> s: <key>``), which
+        `benchmarks/compile_census.py` collects from every process.
+        """
         if key in self._programs:
             return self._programs[key], 0.0
         start = time.perf_counter()
         self._programs[key] = build()
-        return self._programs[key], time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        logger.debug("built %.3f s: %r", seconds, key)
+        return self._programs[key], seconds
 
     def clear(self) -> None:
         """Forget every program (the next fit of each problem builds it again)."""

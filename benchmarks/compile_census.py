@@ -1,0 +1,239 @@
+"""What first-time compilation costs a command, cold: every process's JAX, XLA, gcc and builds.
+
+Runs a command (by default the README's test command, ``pytest -n 2``) with a fresh ``HOME`` (so
+PyTensor's compile directory, JAX's persistent cache and IPython's profile start empty, as on a
+fresh CI machine) and collects, from *every* Python process it starts (pytest-xdist workers,
+notebook kernels, the study's spawned workers):
+
+- JAX: seconds tracing, lowering to MLIR and compiling with XLA (persistent-cache hits
+  included: the time to load the executable), from the DEBUG records of ``jax._src.dispatch``;
+- gcc: each compilation of a PyTensor C module (a ``cxx`` wrapper that times ``g++``);
+- PyTensor's compile lock: seconds a process waited for it (PyTensor compiles C modules under
+  one lock per compile directory, so a process waits while another runs gcc);
+- programs: each build of `inference.ppl.programs.ProgramCache` (a NumPyro program, a PyMC
+  model and its compiled functions, a nutpie density, an LRVB solver): seconds, key and the test
+  it ran in. The same key built in several processes is a *duplicate build*.
+
+A ``sitecustomize`` on ``PYTHONPATH`` attaches the log handlers and times the lock in each
+process. The numbers are CPU work in several processes at once: compare their sums with the
+wall time times the number of cores.
+
+    python benchmarks/compile_census.py [--warm] [-- command ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_COMMAND = [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider"]
+CENSUS_ENV = "VISTUDY_CENSUS"
+"""The folder each process writes its ``<pid>.jsonl`` records into."""
+
+SITECUSTOMIZE = '''
+"""Written by benchmarks/compile_census.py: log compile events of this process as JSON lines."""
+import json, logging, os, re, time
+
+_folder = os.environ.get("{env}")
+
+
+def _write(kind, seconds, detail=""):
+    record = {{"pid": os.getpid(), "kind": kind, "s": seconds, "detail": detail,
+              "test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]}}
+    with open(os.path.join(_folder, f"{{os.getpid()}}.jsonl"), "a") as out:
+        out.write(json.dumps(record) + "\\n")
+
+
+class _Census(logging.Handler):
+    _jax = re.compile(r"Finished (tracing|jaxpr to MLIR module conversion|XLA compilation) "
+                      r"(?:of )?(\\S+).* in ([0-9.]+) sec")
+
+    def emit(self, record):
+        message = record.getMessage()
+        if record.name == "inference.ppl.programs" and message.startswith("built "):
+            seconds, key = message[6:].split(" s: ", 1)
+            _write("build", float(seconds), key)
+        elif match := self._jax.match(message):
+            kind = {{"tracing": "trace", "XLA compilation": "xla"}}.get(match[1], "lower")
+            _write(kind, float(match[3]), match[2])
+        elif "Persistent compilation cache hit" in message:
+            _write("cache_hit", 0.0, message.split("'")[1])
+
+
+if _folder:
+    for _name in ("jax._src.dispatch", "jax._src.compiler", "inference.ppl.programs"):
+        _logger = logging.getLogger(_name)
+        _logger.setLevel(logging.DEBUG)
+        _logger.propagate = False
+        _logger.addHandler(_Census())
+    try:
+        import filelock
+
+        _acquire = filelock.BaseFileLock.acquire
+
+        def _timed_acquire(self, *args, **kwargs):
+            start = time.perf_counter()
+            result = _acquire(self, *args, **kwargs)
+            if "compiledir" in str(self.lock_file):
+                _write("lock_wait", time.perf_counter() - start)
+            return result
+
+        filelock.BaseFileLock.acquire = _timed_acquire
+    except ImportError:
+        pass
+'''
+
+GXX = """#!/bin/sh
+start=$(date +%s.%N)
+{gxx} "$@"
+code=$?
+case "$*" in *-shared*) echo "$start $(date +%s.%N)" >> "{log}";; esac
+exit $code
+"""
+
+
+def _prepare(work: Path) -> dict[str, str]:
+    """The environment of a census run: fresh HOME, the sitecustomize, the timed g++."""
+    (work / "site").mkdir()
+    (work / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE.format(env=CENSUS_ENV))
+    (work / "records").mkdir()
+    (work / "home").mkdir(exist_ok=True)
+    gxx = work / "bin" / "g++"  # PyTensor picks its flags by the compiler's name
+    gxx.parent.mkdir()
+    gxx.write_text(GXX.format(gxx=shutil.which("g++"), log=work / "gcc.log"))
+    gxx.chmod(0o755)
+    env = {
+        **os.environ,
+        "HOME": str(work / "home"),
+        CENSUS_ENV: str(work / "records"),
+        "PYTENSOR_FLAGS": f"cxx={gxx}",
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(work / "site"), str(ROOT), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    for variable in ("XDG_CACHE_HOME", "VISTUDY_CACHE_DIR", "IPYTHONDIR"):
+        env.pop(variable, None)
+    return env
+
+
+def _records(work: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted((work / "records").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+def _gcc(work: Path) -> tuple[int, float]:
+    log = work / "gcc.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    spans = [tuple(map(float, line.split())) for line in lines]
+    return len(spans), sum(end - start for start, end in spans)
+
+
+def _program_kind(key: str) -> str:
+    """``numpyro advi:block``, ``pymc nuts:nutpie``, ... from a build's key."""
+    kind = re.match(r"\(?'?([^',]+)", key)[1]
+    if key.startswith("(Problem("):
+        return "lrvb solver"
+    backend = "numpyro" if "'sequential'" in key else "pymc"
+    return f"{backend} {kind}"
+
+
+def _report(records: list[dict], work: Path, wall: float) -> None:
+    by_kind: defaultdict[str, list[float]] = defaultdict(list)
+    for record in records:
+        by_kind[record["kind"]].append(record["s"])
+    processes = len({record["pid"] for record in records})
+    print(f"\nwall {wall:.1f} s on {os.cpu_count()} CPUs; {processes} processes reported")
+    for kind, label in (
+        ("trace", "JAX tracing"),
+        ("lower", "JAX lowering to MLIR"),
+        ("xla", "XLA compilation (cache hits included)"),
+    ):
+        print(f"  {label:40s} {len(by_kind[kind]):5d} x  {sum(by_kind[kind]):7.1f} s")
+    print(f"  {'persistent-cache hits':40s} {len(by_kind['cache_hit']):5d} x")
+    modules, seconds = _gcc(work)
+    print(f"  {'gcc (PyTensor C modules)':40s} {modules:5d} x  {seconds:7.1f} s")
+    waits = by_kind["lock_wait"]
+    print(f"  {'waiting for PyTensor compile lock':40s} {len(waits):5d} x  {sum(waits):7.1f} s")
+    builds = [record for record in records if record["kind"] == "build"]
+    print(
+        f"  {'program builds (all of the above in them)':40s} {len(builds):5d} x  "
+        f"{sum(b['s'] for b in builds):7.1f} s"
+    )
+    _report_builds(builds)
+    _report_xla(records)
+
+
+def _report_xla(records: list[dict]) -> None:
+    """XLA compilations by function name: the programs, and JAX's op-by-op ones."""
+    seconds: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for record in records:
+        if record["kind"] == "xla":
+            seconds[record["detail"]] += record["s"]
+            count[record["detail"]] += 1
+    print("XLA compilations by function (the most costly 12):")
+    for name, total in seconds.most_common(12):
+        print(f"  {total:7.1f} s  {count[name]:4d} x  {name}")
+
+
+def _report_builds(builds: list[dict]) -> None:
+    per_kind: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    per_file: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    duplicates, duplicate_s = 0, 0.0
+    for build in builds:
+        kind = _program_kind(build["detail"])
+        per_kind[kind] += build["s"]
+        count[kind] += 1
+        per_file[build["test"].split("::")[0] or "(no test)"] += build["s"]
+        if first.setdefault(build["detail"], build["pid"]) != build["pid"]:
+            duplicates, duplicate_s = duplicates + 1, duplicate_s + build["s"]
+    print(
+        f"builds by kind ({len(first)} distinct keys; {duplicates} duplicate builds in "
+        f"another process, {duplicate_s:.1f} s):"
+    )
+    for kind, seconds in per_kind.most_common():
+        print(f"  {seconds:7.1f} s  {count[kind]:4d} x  {kind}")
+    print("builds by test file:")
+    for path, seconds in per_file.most_common(12):
+        print(f"  {seconds:7.1f} s  {path}")
+
+
+def main_benchmark() -> None:
+    """Parse arguments, run the command cold (and warm with ``--warm``), print the census."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warm", action="store_true", help="then again with the same HOME")
+    parser.add_argument("command", nargs="*", help="after --; default: pytest -n 2")
+    args = parser.parse_args()
+    command = args.command or [*DEFAULT_COMMAND, "tests"]
+    work = Path(tempfile.mkdtemp(prefix="vistudy-census-"))
+    env = _prepare(work)
+    print(f"load average before: {os.getloadavg()[0]:.1f}; census folder {work}")
+    for arm in ("cold", "warm") if args.warm else ("cold",):
+        for old in (work / "records").glob("*.jsonl"):
+            old.unlink()
+        (work / "gcc.log").unlink(missing_ok=True)
+        started = time.perf_counter()
+        result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        tail = (result.stdout.strip() or result.stderr.strip()).splitlines()[-1:]
+        print(f"\n{arm}: {' '.join(command[:6])} ... exit {result.returncode}: {tail}")
+        _report(_records(work), work, wall)
+
+
+if __name__ == "__main__":
+    main_benchmark()
