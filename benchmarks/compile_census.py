@@ -48,7 +48,7 @@ _folder = os.environ.get("{env}")
 
 
 def _write(kind, seconds, detail=""):
-    record = {{"pid": os.getpid(), "kind": kind, "s": seconds, "detail": detail,
+    record = {{"pid": os.getpid(), "t": time.time(), "kind": kind, "s": seconds, "detail": detail,
               "test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]}}
     with open(os.path.join(_folder, f"{{os.getpid()}}.jsonl"), "a") as out:
         out.write(json.dumps(record) + "\\n")
@@ -127,11 +127,14 @@ def _prepare(work: Path) -> dict[str, str]:
 
 
 def _records(work: Path) -> list[dict]:
-    return [
+    """Every process's records, in the order they were written (a duplicate build is a later
+    one)."""
+    records = [
         json.loads(line)
         for path in sorted((work / "records").glob("*.jsonl"))
         for line in path.read_text().splitlines()
     ]
+    return sorted(records, key=lambda record: record["t"])
 
 
 def _gcc(work: Path) -> tuple[int, float]:
