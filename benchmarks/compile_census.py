@@ -32,8 +32,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
+
+from suite_times import cold_environment  # benchmarks/ is first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_COMMAND = [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider"]
@@ -112,18 +115,8 @@ def _prepare(work: Path) -> dict[str, str]:
     gxx.parent.mkdir()
     gxx.write_text(GXX.format(gxx=shutil.which("g++"), log=work / "gcc.log"))
     gxx.chmod(0o755)
-    env = {
-        **os.environ,
-        "HOME": str(work / "home"),
-        CENSUS_ENV: str(work / "records"),
-        "PYTENSOR_FLAGS": f"cxx={gxx}",
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(work / "site"), str(ROOT), os.environ.get("PYTHONPATH")])
-        ),
-    }
-    for variable in ("XDG_CACHE_HOME", "VISTUDY_CACHE_DIR", "IPYTHONDIR"):
-        env.pop(variable, None)
-    return env
+    variables = {CENSUS_ENV: str(work / "records"), "PYTENSOR_FLAGS": f"cxx={gxx}"}
+    return cold_environment(work / "home", work / "site", ROOT, **variables)
 
 
 def _records(work: Path) -> list[dict]:
@@ -146,63 +139,56 @@ def _gcc(work: Path) -> tuple[int, float]:
 
 def _program_kind(key: str) -> str:
     """``numpyro advi:block``, ``pymc nuts:nutpie``, ... from a build's key."""
-    kind = re.match(r"\(?'?([^',]+)", key)[1]
     if key.startswith("(Problem("):
         return "lrvb solver"
+    kind = re.match(r"\(?'?([^',]+)", key)[1]
     backend = "numpyro" if "'sequential'" in key else "pymc"
     return f"{backend} {kind}"
 
 
 def _report(records: list[dict], work: Path, wall: float) -> None:
-    by_kind: defaultdict[str, list[float]] = defaultdict(list)
-    for record in records:
-        by_kind[record["kind"]].append(record["s"])
+    seconds, count = _tally((record["kind"], record["s"]) for record in records)
     processes = len({record["pid"] for record in records})
     print(f"\nwall {wall:.1f} s on {os.cpu_count()} CPUs; {processes} processes reported")
-    for kind, label in (
-        ("trace", "JAX tracing"),
-        ("lower", "JAX lowering to MLIR"),
-        ("xla", "XLA compilation (cache hits included)"),
+    gcc_modules, gcc_seconds = _gcc(work)
+    for label, times, total in (
+        ("JAX tracing", count["trace"], seconds["trace"]),
+        ("JAX lowering to MLIR", count["lower"], seconds["lower"]),
+        ("XLA compilation (cache hits included)", count["xla"], seconds["xla"]),
+        ("persistent-cache hits", count["cache_hit"], None),
+        ("gcc (PyTensor C modules)", gcc_modules, gcc_seconds),
+        ("waiting for PyTensor compile lock", count["lock_wait"], seconds["lock_wait"]),
+        ("program builds (all of the above in them)", count["build"], seconds["build"]),
     ):
-        print(f"  {label:40s} {len(by_kind[kind]):5d} x  {sum(by_kind[kind]):7.1f} s")
-    print(f"  {'persistent-cache hits':40s} {len(by_kind['cache_hit']):5d} x")
-    modules, seconds = _gcc(work)
-    print(f"  {'gcc (PyTensor C modules)':40s} {modules:5d} x  {seconds:7.1f} s")
-    waits = by_kind["lock_wait"]
-    print(f"  {'waiting for PyTensor compile lock':40s} {len(waits):5d} x  {sum(waits):7.1f} s")
-    builds = [record for record in records if record["kind"] == "build"]
-    print(
-        f"  {'program builds (all of the above in them)':40s} {len(builds):5d} x  "
-        f"{sum(b['s'] for b in builds):7.1f} s"
-    )
-    _report_builds(builds)
+        print(f"  {label:42s} {times:5d} x" + ("" if total is None else f"  {total:7.1f} s"))
+    _report_builds([record for record in records if record["kind"] == "build"])
     _report_xla(records)
+
+
+def _tally(items: Iterable[tuple[str, float]]) -> tuple[Counter[str], Counter[str]]:
+    """Seconds and counts per name of ``(name, seconds)`` pairs."""
+    seconds: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for name, value in items:
+        seconds[name] += value
+        count[name] += 1
+    return seconds, count
 
 
 def _report_xla(records: list[dict]) -> None:
     """XLA compilations by function name: the programs, and JAX's op-by-op ones."""
-    seconds: Counter[str] = Counter()
-    count: Counter[str] = Counter()
-    for record in records:
-        if record["kind"] == "xla":
-            seconds[record["detail"]] += record["s"]
-            count[record["detail"]] += 1
+    seconds, count = _tally((r["detail"], r["s"]) for r in records if r["kind"] == "xla")
     print("XLA compilations by function (the most costly 12):")
     for name, total in seconds.most_common(12):
         print(f"  {total:7.1f} s  {count[name]:4d} x  {name}")
 
 
 def _report_builds(builds: list[dict]) -> None:
-    per_kind: Counter[str] = Counter()
-    count: Counter[str] = Counter()
-    per_file: Counter[str] = Counter()
+    per_kind, count = _tally((_program_kind(b["detail"]), b["s"]) for b in builds)
+    per_file, _ = _tally((b["test"].split("::")[0] or "(no test)", b["s"]) for b in builds)
     first: dict[str, int] = {}
     duplicates, duplicate_s = 0, 0.0
     for build in builds:
-        kind = _program_kind(build["detail"])
-        per_kind[kind] += build["s"]
-        count[kind] += 1
-        per_file[build["test"].split("::")[0] or "(no test)"] += build["s"]
         if first.setdefault(build["detail"], build["pid"]) != build["pid"]:
             duplicates, duplicate_s = duplicates + 1, duplicate_s + build["s"]
     print(

@@ -47,18 +47,20 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
         timeline.write(json.dumps(record) + "\n")
 
 
-def _run_arm(home: Path, workers: int, pytest_args: list[str]) -> tuple[float, int, Path]:
-    timeline = Path(tempfile.mkdtemp(prefix="vistudy-suite-timeline-"))
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        TIMELINE_ENV: str(timeline),
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])
-        ),
-    }
+def cold_environment(home: Path, *first_on_path: Path, **variables: str) -> dict[str, str]:
+    """This process's environment with ``HOME`` as the home folder and no cache settings of the
+    user's (``XDG_CACHE_HOME``, ``VISTUDY_CACHE_DIR``, ``PYTENSOR_FLAGS``, ``IPYTHONDIR``), so
+    every compile cache starts in ``home``; ``first_on_path`` go before ``PYTHONPATH``."""
+    env = {**os.environ, "HOME": str(home)}
     for variable in ("XDG_CACHE_HOME", "VISTUDY_CACHE_DIR", "PYTENSOR_FLAGS", "IPYTHONDIR"):
         env.pop(variable, None)
+    paths = [*map(str, first_on_path), os.environ.get("PYTHONPATH")]
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, paths)), **variables}
+
+
+def _run_arm(home: Path, workers: int, pytest_args: list[str]) -> tuple[float, int, Path]:
+    timeline = Path(tempfile.mkdtemp(prefix="vistudy-suite-timeline-"))
+    env = cold_environment(home, Path(__file__).parent, **{TIMELINE_ENV: str(timeline)})
     command = [sys.executable, "-m", "pytest", "-n", str(workers), "-q", "-p", "suite_times"]
     started = time.perf_counter()
     result = subprocess.run(

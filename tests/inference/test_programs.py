@@ -13,7 +13,8 @@ from inference.ppl.programs import ProgramCache
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _census_module():
+def _census_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # as when run as a script
     path = ROOT / "benchmarks" / "compile_census.py"
     spec = importlib.util.spec_from_file_location("compile_census", path)
     module = importlib.util.module_from_spec(spec)
@@ -38,10 +39,10 @@ def test_a_program_is_built_once_per_key_and_again_after_clear(caplog):
     assert cache.get(("advi:block", "m"), build)[0] == 2
 
 
-def test_the_census_reads_what_jax_and_the_cache_log_in_another_process(tmp_path):
+def test_the_census_reads_what_jax_and_the_cache_log_in_another_process(tmp_path, monkeypatch):
     """The census's `sitecustomize` parses the installed JAX's DEBUG timings and our builds: a
     JAX whose wording changed would make the census count nothing, silently."""
-    census = _census_module()
+    census = _census_module(monkeypatch)
     env = census._prepare(tmp_path)
     code = (
         "import jax; jax.jit(lambda x: x * 2.0)(1.0); "
