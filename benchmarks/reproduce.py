@@ -8,11 +8,14 @@
   scratch).
 - *re-run*: the cold folder again (every run cached; the report alone).
 
+With ``--study FILE`` the same three batches run ``vistudy run FILE`` instead: e.g.
+``benchmarks/issue13_grid.toml``, the 92-fit grid that issue 13's targets were measured on.
+
 Prints the three wall times, the compile and run seconds summed per (backend, method, family)
 for the cold and the warm batch, the slowest runs, and how many NUTS references pass the MCMC
 gate. The machine's load is printed too: compare numbers from the same minute only.
 
-    python benchmarks/reproduce.py [--quick] [--jobs 2] [--out DIR] [--cold]
+    python benchmarks/reproduce.py [--quick] [--jobs 2] [--out DIR] [--cold] [--study FILE]
 """
 
 from __future__ import annotations
@@ -109,21 +112,25 @@ def main_benchmark() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path, help="results folder of the cold batch")
     parser.add_argument("--cold", action="store_true", help="start from empty compile caches")
+    parser.add_argument("--study", type=Path, help="a study file to run instead of reproduce")
     args = parser.parse_args()
+    if args.study and args.quick:
+        parser.error("--quick is an option of reproduce, not of a study file")
     out = args.out or Path(tempfile.mkdtemp(prefix="vistudy-bench-"))
     if args.cold:
         _isolate_caches(Path(tempfile.mkdtemp(prefix="vistudy-caches-")))
     warm_out = out.with_name(out.name + "-warm")
     options = ["--jobs", str(args.jobs)] + (["--quick"] if args.quick else [])
+    command = ["run", str(args.study.resolve())] if args.study else ["reproduce"]
     load = os.getloadavg()[0]
-    cold, code = _timed(["reproduce", "--out", str(out), *options])
-    warm, warm_code = _timed(["reproduce", "--out", str(warm_out), *options])
-    again, _ = _timed(["reproduce", "--out", str(out), *options])
+    cold, code = _timed([*command, "--out", str(out), *options])
+    warm, warm_code = _timed([*command, "--out", str(warm_out), *options])
+    again, _ = _timed([*command, "--out", str(out), *options])
     passed, total, failures = gate_count(out)
     print(f"\nresults folders: {out} (cold{'' if args.cold else ', user caches'}), {warm_out}")
     print(f"load average before: {load:.1f} on {os.cpu_count()} CPUs")
-    quick = " --quick" if args.quick else ""
-    print(f"reproduce{quick} --jobs {args.jobs}: exit {code} (cold), {warm_code} (warm)")
+    label = " ".join(command) + (" --quick" if args.quick else "")
+    print(f"{label} --jobs {args.jobs}: exit {code} (cold), {warm_code} (warm)")
     print(f"cold: {cold:7.1f} s   warm (new folder): {warm:7.1f} s   re-run: {again:5.1f} s")
     print(f"NUTS references through the MCMC gate: {passed}/{total}")
     for failure in failures:
