@@ -20,6 +20,18 @@ What ``centring`` does
     (NumPyro's `LocScaleReparam`, elementwise; in PyMC the same substitution in the log density
     with its Jacobian, `inference.ppl.nutpie_sampler`). The stored draws are the model's public
     parameters either way.
+The intercept (NumPyro)
+    A centred group's effect ``u_j`` and the intercept ``beta_0`` form a ridge when the groups'
+    data pin down ``beta_0 + u_j`` better than either: NumPyro's diagonal mass matrix cannot follow
+    it. So NumPyro's NUTS moves each centred group's own intercept ``v_j = beta_0 + u_j`` instead
+    of ``u_j`` (hierarchical centring, Gelfand, Sahu & Carlin 1995, "Efficient
+    parametrisations for normal linear mixed models", Biometrika 82(3); `shear_to_intercept`, a
+    shear with unit Jacobian). Measured on M0, 4 x (1000 + 2000): Q = 100 groups of 20 rows,
+    bulk ESS of beta_0 467 -> 19,683 (R-hat 1.012 -> 1.000) and 22.7 -> 15.0 leapfrog steps per
+    draw; N = 300 rows over Q = 5, 38 -> 8 steps. With it, M0 sampled centred passes the MCMC gate
+    with 1,000 draws per chain at every Q of the reproduction, 3 rows per group included (four
+    data sets each). PyMC's nutpie already follows the ridge with its low-rank mass matrix: the
+    same shear there changed neither its steps nor its ESS, so PyMC samples ``u_j``.
 """
 
 from __future__ import annotations
@@ -82,3 +94,38 @@ def numpyro_centring(model: Callable[..., None]) -> Callable[..., None]:
         reparam(model, config=config)(X, group, y)
 
     return reparameterised
+
+
+def intercept_column(X: Any) -> Any:
+    """1 at the first column of ``X`` that is all ones (the intercept), 0 elsewhere.
+
+    Works on NumPy and JAX arrays alike (inside a compiled program the data are traced). Data
+    without an intercept column give all zeros: `shear_to_intercept` then changes nothing.
+    """
+    xp = _array_module(X)
+    ones = xp.all(X == 1.0, axis=0)
+    return (ones & (xp.cumsum(ones) == 1)).astype(X.dtype)
+
+
+def shear_to_intercept(params: dict, X: Any, centred: Any, sign: float) -> dict:
+    """Move the centred groups' effects by ``sign`` times the intercept (NumPyro's NUTS).
+
+    In the sampled coordinates a centred group carries ``v_j = beta_0 + u_j`` (its own intercept)
+    instead of ``u_j`` (``sign = +1``: model to sampled, ``-1``: back); non-centred groups and
+    every other site are left as they are. The map is a shear with unit Jacobian, so the
+    posterior is the same. See `INTERCEPT_CENTRING`.
+    """
+    intercept = params["beta"] @ intercept_column(X)
+    moved = dict(params)
+    for name, value in params.items():
+        if name.endswith("_decentered"):
+            moved[name] = value + sign * intercept * centred.astype(value.dtype)
+    return moved
+
+
+def _array_module(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return np
+    import jax.numpy as jnp
+
+    return jnp

@@ -142,6 +142,30 @@ def test_dense_mass_matrix_unlocks_the_intercept_of_the_centred_model(backend, s
     assert ess[True] > 3 * ess[False], ess
 
 
+def test_numpyro_centred_groups_carry_their_intercept():
+    """NumPyro samples a centred group's own intercept beta_0 + u_j (`centring.shear_to_intercept`):
+    the ridge the diagonal mass matrix could not follow is gone, and the posterior is the one of
+    the model sampled as written with a dense mass matrix.
+
+    Measured with these seeds: bulk ESS of beta_0 428 as written (diagonal mass), 4,697 with
+    the dense mass matrix, 3,711 centred on the intercept (diagonal mass).
+    """
+    data, _ = simulate("random_intercept", n_groups=20, n_per_group=20, seed=24)
+    fits = {
+        name: fit("random_intercept", data, backend="numpyro", method="nuts", settings=s, seed=8)
+        for name, s in (
+            ("diagonal", NUTS),
+            ("dense", {**NUTS, "dense_mass": True}),
+            ("centred", {**NUTS, "centring": "centred"}),
+        )
+    }
+    ess = {name: float(az.ess(f.posterior.beta.values[:, :, 0])) for name, f in fits.items()}
+    assert ess["centred"] > 5 * ess["diagonal"], ess
+    assert int(fits["centred"].sample_stats.diverging.sum()) == 0
+    names = ("beta", "u", "tau_e", "tau_u")
+    assert_agree(fits["centred"].posterior, fits["dense"].posterior, names)
+
+
 @pytest.fixture(scope="module")
 def q50():
     """ADVI (both backends, default settings) and NUTS fits of random_intercept with Q = 50.
