@@ -120,6 +120,15 @@ class NutsSettings:
         with every group centred, none, or (``"auto"``) those with at least 20 rows. The
         posterior and the stored parameters are the same; only mixing changes (centred where a
         group's data pin its effect down, non-centred where the prior's funnel dominates).
+    intercept_centring : bool
+        NumPyro only, with groups sampled centred (``centring`` other than ``"model"``): move
+        each centred group through its own intercept ``beta_0 + u_j`` instead of ``u_j``
+        (hierarchical centring, `inference.ppl.centring`), which removes the ridge of beta_0
+        against the random intercepts that a diagonal mass matrix cannot follow (centred M0,
+        Q = 100 groups of 20 rows: bulk ESS of beta_0 467 -> 19,683, 22.7 -> 15.0 leapfrog steps
+        per draw). Off by default: on the logistic model with 5-10 groups and a vague prior it
+        diverged on 4 of 12 data sets where the plain centred form did not. nutpie's
+        ``low_rank_mass`` follows the same ridge.
     """
 
     num_chains: int = 4
@@ -131,6 +140,7 @@ class NutsSettings:
     sampler: str = "nutpie"
     low_rank_mass: bool = False
     centring: str = "model"
+    intercept_centring: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ NUTS
     adapted during warm-up, the ``MCMC`` defaults) driven by our own compiled program:
     ``MCMC.run`` re-compiles its sampling loop on every call even with ``jit_model_args=True``
     (measured: about 3-4 s each time), ours does not. ``centring`` samples the centred form of
-    the model with chosen groups non-centred (`inference.ppl.centring`, `LocScaleReparam`), each
-    centred group through its own intercept ``beta_0 + u_j`` (`centring.shear_to_intercept`).
+    the model with chosen groups non-centred (`inference.ppl.centring`, `LocScaleReparam`), and
+    ``intercept_centring`` each centred group through its own intercept ``beta_0 + u_j``
+    (`centring.shear_to_intercept`).
     Chains run one after another (``lax.map``) inside that one program: on a 2-core CPU this
     compiled 2-3x faster than vectorised chains (``jax.vmap``, 10-24 s vs 4-9 s) and ran about
     as fast (vectorised NUTS waits, at every iteration, for the chain with the longest
@@ -446,7 +447,7 @@ def _build_nuts(
     def one_chain(key, *args):
         key_init, key_kernel = random.split(key)
         info = initialize_model(key_init, model, model_args=args, dynamic_args=True)
-        to_model, to_sampled = _coordinates(args)
+        to_model, to_sampled = _coordinates(args, settings.intercept_centring)
 
         def potential_fn(*args):
             potential = info.potential_fn(*args)
@@ -485,13 +486,13 @@ def _build_nuts(
     return jax.jit(run).lower(keys, *_nuts_arrays(data, settings)).compile()
 
 
-def _coordinates(args: tuple[Any, ...]) -> tuple[Callable, Callable]:
+def _coordinates(args: tuple[Any, ...], intercept_centring: bool) -> tuple[Callable, Callable]:
     """``(to_model, to_sampled)``: maps between the model's unconstrained parameters and the ones
-    NUTS moves in, where the centred groups carry their own intercept
-    (`centring.shear_to_intercept`); the identity for the model as written (``centred`` is
-    ``None``). ``args`` are `_nuts_arrays`: ``(X, group, y, centred)``."""
+    NUTS moves in. With ``intercept_centring`` the centred groups carry their own intercept
+    (`centring.shear_to_intercept`); otherwise (or for the model as written, ``centred`` is
+    ``None``) the identity. ``args`` are `_nuts_arrays`: ``(X, group, y, centred)``."""
     X, centred = args[0], args[-1]
-    if centred is None:
+    if centred is None or not intercept_centring:
         return (lambda params: params), (lambda params: params)
     return (
         lambda params: centring.shear_to_intercept(params, X, centred, -1.0),
@@ -555,6 +556,11 @@ def nuts(
         raise ValueError(
             "settings.sampler, settings.low_rank_mass: PyMC's NUTS options; NumPyro runs its own "
             "kernel (use dense_mass for correlated posteriors)"
+        )
+    if settings.intercept_centring and settings.centring == "model":
+        raise ValueError(
+            "settings.intercept_centring: needs groups sampled centred; set settings.centring "
+            "to 'centred' or 'auto'"
         )
     sampled = centring.sampled_spec(spec, settings.centring)
     key = problem_key("nuts", sampled, data, priors, settings, CHAIN_METHOD)

@@ -380,6 +380,11 @@ def nuts(
         The contract: ``posterior`` ``(chain, draw, ...)`` and ``sample_stats`` (``diverging``,
         ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``, ``step_size``, ``lp``).
     """
+    if settings.intercept_centring:
+        raise ValueError(
+            "settings.intercept_centring: an option of NumPyro's NUTS; nutpie's low_rank_mass "
+            "follows the same ridge"
+        )
     if settings.sampler == "nutpie":
         return _nuts_nutpie(spec, data, priors=priors, settings=settings, seed=seed)
     if settings.low_rank_mass or settings.centring != "model":

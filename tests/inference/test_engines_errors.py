@@ -48,6 +48,22 @@ def test_nuts_settings_are_checked(data, backend):
         fit("random_intercept", data, backend=backend, method="nuts", settings={"target_accept": 2})
 
 
+@pytest.mark.parametrize(
+    ("backend", "settings", "message"),
+    [
+        ("numpyro", {"intercept_centring": True}, r"intercept_centring: needs groups sampled"),
+        (
+            "pymc",
+            {"intercept_centring": True, "centring": "centred"},
+            r"intercept_centring: an option of NumPyro's NUTS",
+        ),
+    ],
+)
+def test_intercept_centring_needs_numpyro_and_centred_groups(data, backend, settings, message):
+    with pytest.raises(ValueError, match=message):
+        fit("random_intercept", data, backend=backend, method="nuts", settings=settings)
+
+
 def test_linear_data_cannot_fit_a_hierarchical_model(tiny_data):
     with pytest.raises(ValueError, match="group: model 'random_intercept' needs a group index"):
         fit("random_intercept", tiny_data["linear"], backend="pymc", method="advi")

@@ -143,7 +143,7 @@ def test_dense_mass_matrix_unlocks_the_intercept_of_the_centred_model(backend, s
 
 
 def test_numpyro_centred_groups_carry_their_intercept():
-    """NumPyro samples a centred group's own intercept beta_0 + u_j (`centring.shear_to_intercept`):
+    """With ``intercept_centring`` NumPyro samples a centred group's own intercept beta_0 + u_j:
     the ridge the diagonal mass matrix could not follow is gone, and the posterior is the one of
     the model sampled as written with a dense mass matrix.
 
@@ -156,7 +156,7 @@ def test_numpyro_centred_groups_carry_their_intercept():
         for name, s in (
             ("diagonal", NUTS),
             ("dense", {**NUTS, "dense_mass": True}),
-            ("centred", {**NUTS, "centring": "centred"}),
+            ("centred", {**NUTS, "centring": "centred", "intercept_centring": True}),
         )
     }
     ess = {name: float(az.ess(f.posterior.beta.values[:, :, 0])) for name, f in fits.items()}

@@ -70,13 +70,13 @@ def test_reproduce_writes_every_promised_file(tmp_path):
 
 
 def test_tiny_sizes_override_the_packaged_settings_and_keep_the_rest():
-    """The packaged NumPyro NUTS of the Gaussian models samples them centred with the default
-    draws: --tiny shrinks the draws and keeps the centring."""
+    """The packaged NumPyro NUTS of the Gaussian models samples them centred on the intercept
+    with the default draws: --tiny shrinks the draws and keeps the centring."""
 
     def gaussian_fits(config):
         return {f.label: f for f in config.fits if "random_intercept" in f.models}
 
     full, tiny = gaussian_fits(reproduction_study()), gaussian_fits(reproduction_study(tiny=True))
-    assert full["numpyro/nuts"].settings == {"centring": "centred"}
+    assert full["numpyro/nuts"].settings == {"centring": "centred", "intercept_centring": True}
     assert tiny["numpyro/nuts"].settings["num_draws"] == 100
     assert tiny["numpyro/nuts"].settings["centring"] == full["numpyro/nuts"].settings["centring"]
