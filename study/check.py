@@ -42,10 +42,14 @@ REPORTED_VARIABLES = ("beta", "sigma_e", "sigma_u")
 VECTOR_VARIABLES = ("u",)
 OVERLAY_PARAMETERS = 6
 DEFAULT_HOLDOUT = 0.2
-# NumPyro's NUTS adapts a dense mass matrix on the Gaussian models (as in the reproduction
-# study, study/studies/reproduce.toml): the intercept mixes slowly against the random
-# intercepts with a diagonal one.
-_NUTS_SETTINGS = {"gaussian": {"dense_mass": True}, "bernoulli": {}}
+# NumPyro's NUTS on the Gaussian models: groups of at least 20 rows centred, each through its
+# own intercept beta_0 + u_j, the others non-centred (`inference.ppl.centring`). With a plain
+# diagonal mass matrix the intercept mixes slowly against the random intercepts. On mlmRev Exam
+# (65 schools of 2-198 students, 4,059 rows) this sampled in 4.5 s with bulk ESS >= 3,391, where
+# the dense mass matrix used before took 7.6 s (ESS >= 6,100) and the diagonal one failed the
+# gate (ESS 315); a dense matrix costs Q^2 per step as the groups grow. The logistic model
+# keeps NumPyro's defaults: the shear diverged there (`NutsSettings.intercept_centring`).
+_NUTS_SETTINGS = {"gaussian": {"centring": "auto", "intercept_centring": True}, "bernoulli": {}}
 
 
 @dataclass
