@@ -102,33 +102,28 @@ def numpyro_centring(model: Callable[..., None]) -> Callable[..., None]:
 def intercept_column(X: Any) -> Any:
     """1 at the first column of ``X`` that is all ones (the intercept), 0 elsewhere.
 
-    Works on NumPy and JAX arrays alike (inside a compiled program the data are traced). Data
-    without an intercept column give all zeros: `shear_to_intercept` then changes nothing.
+    A JAX array, for NumPy and traced data alike. Data without an intercept column give all
+    zeros: `shear_to_intercept` then changes nothing.
     """
-    xp = _array_module(X)
-    ones = xp.all(X == 1.0, axis=0)
-    return (ones & (xp.cumsum(ones) == 1)).astype(X.dtype)
+    import jax.numpy as jnp
+
+    X = jnp.asarray(X)
+    ones = jnp.all(X == 1.0, axis=0)
+    return (ones & (jnp.cumsum(ones) == 1)).astype(X.dtype)
 
 
-def shear_to_intercept(params: dict, X: Any, centred: Any, sign: float) -> dict:
+def shear_to_intercept(params: dict, intercept: Any, centred: Any, sign: float) -> dict:
     """Move the centred groups' effects by ``sign`` times the intercept (NumPyro's NUTS).
 
     In the sampled coordinates a centred group carries ``v_j = beta_0 + u_j`` (its own intercept)
     instead of ``u_j`` (``sign = +1``: model to sampled, ``-1``: back); non-centred groups and
-    every other site are left as they are. The map is a shear with unit Jacobian, so the
-    posterior is the same. See `INTERCEPT_CENTRING`.
+    every other site are left as they are. ``intercept`` is `intercept_column` of the data,
+    computed once by the caller (this runs at every gradient). The map is a shear with unit
+    Jacobian, so the posterior is the same (module docstring, "The intercept").
     """
-    intercept = params["beta"] @ intercept_column(X)
+    beta_0 = params["beta"] @ intercept
     moved = dict(params)
     for name, value in params.items():
         if name.endswith("_decentered"):
-            moved[name] = value + sign * intercept * centred.astype(value.dtype)
+            moved[name] = value + sign * beta_0 * centred.astype(value.dtype)
     return moved
-
-
-def _array_module(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return np
-    import jax.numpy as jnp
-
-    return jnp

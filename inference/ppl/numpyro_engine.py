@@ -494,9 +494,10 @@ def _coordinates(args: tuple[Any, ...], intercept_centring: bool) -> tuple[Calla
     X, centred = args[0], args[-1]
     if centred is None or not intercept_centring:
         return (lambda params: params), (lambda params: params)
+    intercept = centring.intercept_column(X)  # once, not at every gradient
     return (
-        lambda params: centring.shear_to_intercept(params, X, centred, -1.0),
-        lambda params: centring.shear_to_intercept(params, X, centred, 1.0),
+        lambda params: centring.shear_to_intercept(params, intercept, centred, -1.0),
+        lambda params: centring.shear_to_intercept(params, intercept, centred, 1.0),
     )
 
 

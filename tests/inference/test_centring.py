@@ -22,11 +22,12 @@ def test_only_the_centred_groups_move_by_the_intercept_and_back():
         "u_decentered": np.array([0.1, 0.2, 0.3]),
         "tau_u": np.array(0.5),
     }
-    sampled = shear_to_intercept(params, X, centred, 1.0)
+    intercept = intercept_column(X)
+    sampled = shear_to_intercept(params, intercept, centred, 1.0)
     np.testing.assert_allclose(sampled["u_decentered"], [0.8, 0.2, 1.0])
     for name in ("beta", "tau_u"):
         np.testing.assert_array_equal(sampled[name], params[name])
-    back = shear_to_intercept(sampled, X, centred, -1.0)
+    back = shear_to_intercept(sampled, intercept, centred, -1.0)
     np.testing.assert_allclose(back["u_decentered"], params["u_decentered"], rtol=1e-15)
-    no_intercept = shear_to_intercept(params, X * [2.0, 1.0], centred, 1.0)
+    no_intercept = shear_to_intercept(params, intercept_column(X * [2.0, 1.0]), centred, 1.0)
     np.testing.assert_array_equal(no_intercept["u_decentered"], params["u_decentered"])
