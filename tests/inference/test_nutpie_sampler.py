@@ -53,3 +53,36 @@ def test_per_group_centring_adds_the_log_jacobian_of_the_non_centred_groups():
     at_u = [u if name == "u" else v for name, v in named.items()]
     expected = _model_logp(model, at_u, density.value_names) + 3 * np.log(sigma_u)
     np.testing.assert_allclose(float(value), expected, rtol=1e-12)
+
+
+def _n_nodes(function) -> int:
+    return len(function.maker.fgraph.apply_nodes)
+
+
+def test_density_without_parameter_checks_equals_the_checked_one():
+    """Every model: nutpie's density leaves PyMC's parameter checks out (``sigma > 0``,
+    ``0 <= p <= 1``: the unconstrained space holds only valid values), so its graph is smaller
+    where the model has checks, and its value is the checked one to rounding."""
+    rng = np.random.default_rng(4)
+    smaller = []
+    for name in ("linear", "random_intercept", "random_intercept_nc", "logistic_random_intercept"):
+        spec = MODELS[name]
+        data, _ = simulate(name, n_groups=7, n_obs=70, seed=5)
+        densities = [
+            nutpie_sampler.compile_log_density(
+                spec.pymc_builder()(data, spec.priors()),
+                tuple(spec.parameters),
+                parameter_checks=checks,
+            )
+            for checks in (False, True)
+        ]
+        unchecked, checked = (density.logp_dlogp for density in densities)
+        assert _n_nodes(unchecked) <= _n_nodes(checked), name
+        smaller.append(_n_nodes(unchecked) < _n_nodes(checked))
+        for _ in range(3):
+            values = _point(densities[0], rng)
+            value, grad = nutpie_sampler._bound(unchecked)(*values)
+            expected, expected_grad = nutpie_sampler._bound(checked)(*values)
+            np.testing.assert_allclose(float(value), float(expected), rtol=1e-12, err_msg=name)
+            np.testing.assert_allclose(grad, expected_grad, rtol=1e-10, atol=1e-12, err_msg=name)
+    assert smaller[-1], "the logistic model's checks (0 <= p <= 1 over the rows) are left in"
