@@ -1,6 +1,6 @@
 """NUTS references with shorter warm-up: sampling time and the MCMC gate, per setting.
 
-The reproduction's NUTS settings (`study/studies/reproduce.toml`, `SETTINGS` here) are fitted with
+The reproduction's NUTS settings (`study/studies/reproduce.toml`) are fitted with
 each warm-up length and target acceptance given, on both designs:
 
 - ``n300``: the reproduction's calibrated design, N = 300 rows split over Q groups, the vague
@@ -45,18 +45,20 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-VAGUE = {"a_e": 0.01, "b_e": 0.01, "a_u": 0.01, "b_u": 0.01}
-SETTINGS = {
-    ("numpyro", "random_intercept"): {"centring": "centred", "intercept_centring": True},
-    ("numpyro", "logistic_random_intercept"): {"centring": "auto", "target_accept": 0.95},
-    ("pymc", "random_intercept"): {"low_rank_mass": True, "centring": "centred"},
-    ("pymc", "logistic_random_intercept"): {
-        "low_rank_mass": True,
-        "centring": "auto",
-        "target_accept": 0.95,
-    },
-}
-"""The NUTS settings of the reproduction, per (backend, model)."""
+
+def _reproduction() -> tuple[dict[tuple[str, str], dict], dict[str, dict]]:
+    """The reproduction's NUTS settings per (backend, model) and its priors per model, read
+    from the packaged study (`study/studies/reproduce.toml`)."""
+    from study.reproduce import reproduction_study
+
+    config = reproduction_study()
+    settings = {
+        (fit.backend, model): dict(fit.settings)
+        for fit in config.fits
+        if fit.method == "nuts"
+        for model in fit.models
+    }
+    return settings, config.priors
 
 
 def _data(model: str, design: str, n_groups: int, seed: int):
@@ -68,21 +70,16 @@ def _data(model: str, design: str, n_groups: int, seed: int):
     return simulate(model, n_groups=n_groups, n_per_group=20, seed=seed)[0]
 
 
-def _priors(model: str, design: str) -> dict[str, float] | None:
-    if design != "n300":
-        return None
-    return VAGUE if model != "logistic_random_intercept" else {"a_u": 0.01, "b_u": 0.01}
-
-
 def _fits(task: tuple) -> list[dict[str, object]]:
     """Every fit of one (backend, model, design), in one process."""
     from analysis.gate import mcmc_gate
     from inference import fit
 
     backend, model, design, groups, seeds, warmups, accepts, overrides = task
+    packaged, priors = _reproduction()
     rows = []
     for n_groups, seed, warmup, accept in itertools.product(groups, seeds, warmups, accepts):
-        settings = {**SETTINGS[(backend, model)], **overrides, "num_warmup": warmup}
+        settings = {**packaged[(backend, model)], **overrides, "num_warmup": warmup}
         if accept:
             settings["target_accept"] = accept
         idata = fit(
@@ -91,7 +88,7 @@ def _fits(task: tuple) -> list[dict[str, object]]:
             backend=backend,
             method="nuts",
             settings=settings,
-            priors=_priors(model, design),
+            priors=priors.get(model) if design == "n300" else None,
             seed=1,
         )
         gate = mcmc_gate(idata)
