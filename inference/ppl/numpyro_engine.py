@@ -449,8 +449,8 @@ def _build_nuts(
         info = initialize_model(key_init, model, model_args=args, dynamic_args=True)
         to_model, to_sampled = _coordinates(args, settings.intercept_centring)
 
-        def potential_fn(*args):
-            potential = info.potential_fn(*args)
+        def potential_fn(*model_args):
+            potential = info.potential_fn(*model_args)
             return lambda params: potential(to_model(params))
 
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn, algo="NUTS")
