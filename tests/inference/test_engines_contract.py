@@ -31,8 +31,11 @@ ATTRS = (
 STATS = ("diverging", "tree_depth", "n_steps", "energy", "acceptance_rate", "step_size", "lp")
 
 
-@pytest.fixture(params=COMBINATIONS, ids=IDS)
+@pytest.fixture(scope="module", params=COMBINATIONS, ids=IDS)
 def combination(request, tiny_fit, tiny_data):
+    """One tiny fit per combination. Module scope makes pytest run the tests of one combination
+    one after another, so ``pytest -n 2`` hands a combination's tests to one worker, which fits it
+    once, instead of every worker fitting every combination."""
     model, backend, method = request.param
     return model, backend, method, tiny_fit(model, backend, method), tiny_data[model]
 
