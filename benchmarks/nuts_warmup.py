@@ -44,11 +44,16 @@ import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from study.config import Scenario
 
 
-def _reproduction() -> tuple[dict[tuple[str, str], dict], dict[str, dict]]:
-    """The reproduction's NUTS settings per (backend, model) and its priors per model, read
-    from the packaged study (`study/studies/reproduce.toml`)."""
+def _reproduction() -> tuple[dict[tuple[str, str], dict], dict[str, dict], Scenario]:
+    """The reproduction's NUTS settings per (backend, model), its priors per model and its
+    ``n300`` scenario (N rows split over the groups), read from the packaged study
+    (`study/studies/reproduce.toml`)."""
     from study.reproduce import reproduction_study
 
     config = reproduction_study()
@@ -58,15 +63,16 @@ def _reproduction() -> tuple[dict[tuple[str, str], dict], dict[str, dict]]:
         if fit.method == "nuts"
         for model in fit.models
     }
-    return settings, config.priors
+    n300 = next(scenario for scenario in config.scenarios if scenario.n_obs and scenario.n_groups)
+    return settings, config.priors, n300
 
 
-def _data(model: str, design: str, n_groups: int, seed: int):
+def _data(model: str, design: str, n_groups: int, seed: int, n300: Scenario):
     from models import simulate
 
     if design == "n300":
-        truth = {"tau_u": 4.0, "tau_e": 1.0}
-        return simulate(model, n_groups=n_groups, n_obs=300, truth=truth, seed=seed)[0]
+        truth = dict(n300.truth)
+        return simulate(model, n_groups=n_groups, n_obs=n300.n_obs, truth=truth, seed=seed)[0]
     return simulate(model, n_groups=n_groups, n_per_group=20, seed=seed)[0]
 
 
@@ -76,7 +82,7 @@ def _fits(task: tuple) -> list[dict[str, object]]:
     from inference import fit
 
     backend, model, design, groups, seeds, warmups, accepts, overrides = task
-    packaged, priors = _reproduction()
+    packaged, priors, n300 = _reproduction()
     rows = []
     for n_groups, seed, warmup, accept in itertools.product(groups, seeds, warmups, accepts):
         settings = {**packaged[(backend, model)], **overrides, "num_warmup": warmup}
@@ -84,7 +90,7 @@ def _fits(task: tuple) -> list[dict[str, object]]:
             settings["target_accept"] = accept
         idata = fit(
             model,
-            _data(model, design, n_groups, seed),
+            _data(model, design, n_groups, seed, n300),
             backend=backend,
             method="nuts",
             settings=settings,
