@@ -106,7 +106,7 @@ def _fits(task: tuple) -> list[dict[str, object]]:
                 "Q": n_groups,
                 "seed": seed,
                 "warmup": warmup,
-                "accept": settings.get("target_accept", 0.8),
+                "accept": json.loads(idata.posterior.attrs["settings"])["target_accept"],
                 "run_s": round(float(idata.posterior.attrs["run_time_s"]), 2),
                 "steps": round(float(idata.sample_stats.n_steps.mean()), 1),
                 "ess": int(min(gate.ess_bulk_min, gate.ess_tail_min)),
