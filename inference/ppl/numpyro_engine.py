@@ -64,6 +64,7 @@ from inference.ppl.padding import (
     padded_arrays,
     padded_model,
     padding_of,
+    spec_dims,
     trim_dense,
     trim_draws,
 )
@@ -336,11 +337,6 @@ class _SviRun:
 
     def variational(self) -> Any:
         return _variational(self.params, self.program, self.spec, self.padding)
-
-
-def spec_dims(spec: ModelSpec) -> dict[str, tuple[str, ...]]:
-    """Dims of every site of ``spec``: its parameters and its internal (group-level) sites."""
-    return {**spec.parameters, **{name: ("group",) for name in spec.internal}}
 
 
 def _variational(

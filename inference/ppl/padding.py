@@ -1,4 +1,4 @@
-"""Data padded to a few fixed sizes, so that one compiled NumPyro ADVI program fits many data sets.
+"""Data padded to a few fixed sizes, so that one compiled ADVI program fits many data sets.
 
 XLA compiles a program for one shape of its inputs; NumPyro's ADVI programs take 3-10 s to
 compile per shape on 2 cores (block ADVI: an ELBO over 4 particles through a Cholesky factor)
@@ -24,16 +24,21 @@ optimum over the real parameters is the unpadded one (the padded factors' optimu
 N(0, 1) prior). Draws and the fitted q are cut back to the real groups (`trim_draws`,
 `trim_dense`), the dense factor through its covariance, so the order of its sites does not
 matter.
+
+PyMC (`inference.ppl.pymc_engine`) pads the groups alone, to the same sizes: its compiled step
+function reads the rows from ``pm.Data`` and takes any number of them, but q has one parameter
+per group. Its padded model adds a ``pm.Potential`` per group-level site that turns the prior of
+the padded effects into N(0, 1) (the same joint density as here).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpyro.primitives import Messenger
 
 from inference.ppl.centring import GROUP_PLATE, plate_names
 
@@ -137,7 +142,7 @@ def padded_model(model_fn: Callable[..., None], n_groups: int, priors: Any) -> C
         if obs_mask is None:
             model_fn(X, group, n_groups, y, priors=priors)
             return
-        masking = _MaskPadding(obs_mask, group_mask)
+        masking = _mask_padding_type()(obs_mask, group_mask)
         with masking:
             model_fn(X, group, n_groups, y, priors=priors)
         for name, value in masking.group_values.items():
@@ -147,26 +152,40 @@ def padded_model(model_fn: Callable[..., None], n_groups: int, priors: Any) -> C
     return model
 
 
-class _MaskPadding(Messenger):
-    """Mask the padded rows of observed ``obs`` sites and the padded groups of latent ``group``
-    sites; keep the values of the latter (for their N(0, 1) factor)."""
+@functools.cache
+def _mask_padding_type() -> type:
+    """The NumPyro handler of `padded_model` (defined on first use: this module is also the
+    PyMC engine's, which imports no NumPyro)."""
+    from numpyro.primitives import Messenger
 
-    def __init__(self, obs_mask: Any, group_mask: Any) -> None:
-        self.obs_mask, self.group_mask = obs_mask, group_mask
-        self.group_values: dict[str, Any] = {}
-        super().__init__()
+    class MaskPadding(Messenger):
+        """Mask the padded rows of observed ``obs`` sites and the padded groups of latent
+        ``group`` sites; keep the values of the latter (for their N(0, 1) factor)."""
 
-    def process_message(self, msg: dict) -> None:
-        if msg["type"] != "sample":
-            return
-        if msg["is_observed"] and OBS_PLATE in plate_names(msg):
-            msg["fn"] = msg["fn"].mask(self.obs_mask)
-        elif not msg["is_observed"] and GROUP_PLATE in plate_names(msg):
-            msg["fn"] = msg["fn"].mask(self.group_mask)
+        def __init__(self, obs_mask: Any, group_mask: Any) -> None:
+            self.obs_mask, self.group_mask = obs_mask, group_mask
+            self.group_values: dict[str, Any] = {}
+            super().__init__()
 
-    def postprocess_message(self, msg: dict) -> None:
-        if msg["type"] == "sample" and not msg["is_observed"] and GROUP_PLATE in plate_names(msg):
-            self.group_values[msg["name"]] = msg["value"]
+        def process_message(self, msg: dict) -> None:
+            if msg["type"] != "sample":
+                return
+            if msg["is_observed"] and OBS_PLATE in plate_names(msg):
+                msg["fn"] = msg["fn"].mask(self.obs_mask)
+            elif not msg["is_observed"] and GROUP_PLATE in plate_names(msg):
+                msg["fn"] = msg["fn"].mask(self.group_mask)
+
+        def postprocess_message(self, msg: dict) -> None:
+            is_effect = msg["type"] == "sample" and not msg["is_observed"]
+            if is_effect and GROUP_PLATE in plate_names(msg):
+                self.group_values[msg["name"]] = msg["value"]
+
+    return MaskPadding
+
+
+def spec_dims(spec: Any) -> dict[str, tuple[str, ...]]:
+    """Dims of every site of ``spec``: its parameters and its internal (group-level) sites."""
+    return {**spec.parameters, **{name: (GROUP_PLATE,) for name in spec.internal}}
 
 
 def trim_draws(

@@ -24,12 +24,13 @@ def problem_key(
     priors: Any,
     settings: Any,
     *extra: Hashable,
-    shape: tuple[int, int] | None = None,
+    shape: tuple[int | None, int] | None = None,
 ) -> tuple:
     """The key of a problem: everything a compiled program depends on.
 
     ``shape`` is the ``(rows, groups)`` the program is compiled for when that is not the data's
-    own (data padded to a fixed size, `inference.ppl.padding`).
+    own (data padded to a fixed size, `inference.ppl.padding`); ``rows`` is ``None`` for a
+    program that takes any number of rows (PyMC's ADVI step function).
     """
     rows, groups = shape or (data.n_obs, data.n_groups)
     return (method, spec.name, priors, settings, (rows, data.n_coef), groups, *extra)

@@ -2,7 +2,10 @@
 
 The PyMC model of a problem (model, priors, settings, shape of the data) is built once, with its
 data in ``pm.Data`` containers, and kept in a module-level cache; a later fit to new data of the
-same shape swaps the data in with ``pm.set_data``.
+same shape swaps the data in with ``pm.set_data``. For ADVI the shape is the number of groups
+alone, padded as in NumPyro (``AdviSettings.pad_shapes``, `inference.ppl.padding`): the step
+function takes any number of rows, so, e.g., mean-field ADVI at Q = 20, 50 and 100 groups of 20
+rows is one program (`_mask_padded_groups`).
 
 ADVI
     The family is the approximation (`_approximation`): `pm.ADVI` (``mean_field``: Gaussian with
@@ -44,13 +47,14 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import arviz as az
 import numpy as np
 
 from inference.contract import build_inference_data
+from inference.ppl.padding import Padding, padding_of, spec_dims, trim_dense, trim_draws
 from inference.ppl.programs import ProgramCache, problem_key
 from inference.settings import AdviSettings, NutsSettings
 from inference.vi import DenseFactor, fit_advi, gaussian_variational, learning_rate_at
@@ -61,6 +65,8 @@ _PROGRAMS = ProgramCache()
 VECTORISED_PARTICLES = True
 """Evaluate a grouped q's particles in one vectorised graph (`_vectorised_approximation`);
 ``False``: PyMC's own ``scan`` (for `benchmarks/advi_compile.py`)."""
+PADDED_GROUP = "padded_group"
+"""The ``pm.Data`` of a padded ADVI model: 1 on each padded group, 0 on the data's own."""
 _STAT_NAMES = ("diverging", "tree_depth", "n_steps", "energy", "acceptance_rate", "step_size", "lp")
 
 
@@ -80,12 +86,16 @@ def clear_cache() -> None:
 
 
 def _set_data(model: Any, data: RegressionData) -> None:
-    """Put ``data`` into the model's ``pm.Data`` containers."""
+    """Put ``data`` into the model's ``pm.Data`` containers (and flag the groups beyond
+    ``data.n_groups`` in a padded model's `PADDED_GROUP`)."""
     import pymc as pm
 
     values = {"X": data.X, "y_obs": data.y}
     if data.group is not None:
         values["group"] = data.group.astype(np.int64)
+    if PADDED_GROUP in model.named_vars:
+        padded = np.arange(len(model.coords["group"])) >= data.n_groups
+        values[PADDED_GROUP] = padded.astype(np.float64)
     pm.set_data(values, model=model, coords={"obs": range(data.n_obs)})
 
 
@@ -161,14 +171,60 @@ def _set_initial_scale(group: Any, init_scale: float) -> None:
     L_tril.set_value(values.astype(L_tril.dtype))
 
 
+def _group_padding(data: RegressionData, settings: AdviSettings, family: str) -> Padding:
+    """The groups padded as NumPyro pads them (`padding_of`), the rows not: a compiled step
+    function takes any number of rows (``pm.Data``), but q has one parameter per group."""
+    padding = padding_of(data, enabled=settings.pad_shapes, dense=family != "mean_field")
+    return replace(padding, padded_obs=data.n_obs)
+
+
+def _masks_groups(data: RegressionData, settings: AdviSettings) -> bool:
+    """Whether the program of ``data`` has the padded-group flags (`_mask_padded_groups`): for
+    grouped data with ``pad_shapes``, even when nothing is padded, so that one program serves
+    every number of groups up to its padded size."""
+    return settings.pad_shapes and data.group is not None
+
+
+def _mask_padded_groups(model: Any) -> None:
+    """Give each padded group's effects an independent N(0, 1) prior instead of the model's.
+
+    A ``pm.Potential`` per group-level free variable adds ``log N(v; 0, 1) - log p(v | ...)``
+    on the groups flagged in `PADDED_GROUP` (set per fit, no row points to them), as NumPyro's
+    `inference.ppl.padding.padded_model` does: the joint density is the unpadded one times
+    N(0, 1) densities of the padded effects, so the variational optimum over the real
+    parameters is the unpadded one.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n_groups = len(model.coords["group"])
+    with model:
+        padded = pm.Data(PADDED_GROUP, np.zeros(n_groups), dims="group")
+        for rv in list(model.free_RVs):
+            if "group" not in model.named_vars_to_dims.get(rv.name, ()):
+                continue
+            (prior,) = model.logp(vars=[rv], sum=False)
+            standard = pm.logp(pm.Normal.dist(0.0, 1.0), model.rvs_to_values[rv])
+            pm.Potential(f"_{rv.name}_padding", pt.sum(pt.switch(padded, standard - prior, 0.0)))
+
+
 def _build_advi(
-    spec: ModelSpec, data: RegressionData, priors: Any, settings: AdviSettings, family: str
+    spec: ModelSpec,
+    data: RegressionData,
+    priors: Any,
+    settings: AdviSettings,
+    family: str,
+    padding: Padding,
 ) -> _AdviProgram:
     import pymc as pm
     import pytensor
     from pytensor.tensor.random.type import RandomType
 
+    if padding.pads:
+        data = replace(data, n_groups=padding.padded_groups, group_labels=())
     model = spec.pymc_builder()(data, priors)
+    if _masks_groups(data, settings):
+        _mask_padded_groups(model)
     inference = _approximation(model, spec, family, settings.init_scale)
     learning_rate = pytensor.shared(np.float64(settings.learning_rate), name="learning_rate")
     step = inference.objective.step_function(
@@ -203,8 +259,10 @@ class _AdviRun:
         data: RegressionData,
         settings: AdviSettings,
         seed: int,
+        padding: Padding,
     ):
         self.program, self.spec, self.settings, self.seed = program, spec, settings, seed
+        self.padding = padding
         _set_data(program.model, data)
         _reset(program, seed)
         self.step_index = 0
@@ -233,19 +291,23 @@ class _AdviRun:
 
     def draws(self, num_draws: int) -> dict[str, np.ndarray]:
         sample = self.program.approx.sample(num_draws, random_seed=self.seed)
-        return {name: sample.posterior[name].values for name in self.spec.parameters}
+        draws = {name: sample.posterior[name].values for name in self.spec.parameters}
+        return trim_draws(draws, spec_dims(self.spec), self.padding)
 
     def variational(self) -> Any:
-        return _variational(self.program, self.spec)
+        return _variational(self.program, self.spec, self.padding)
 
 
-def _variational(program: _AdviProgram, spec: ModelSpec) -> Any:
-    """The ``variational`` group from the fitted groups of q (see `gaussian_variational`)."""
+def _variational(program: _AdviProgram, spec: ModelSpec, padding: Padding) -> Any:
+    """The ``variational`` group from the fitted groups of q (see `gaussian_variational`), cut
+    back to the real groups."""
     from pymc.distributions.dist_math import rho2sigma
 
     model = program.model
     site_of = {value.name: rv.name for rv, value in model.rvs_to_values.items()}
-    dims = {**spec.parameters, **{name: ("group",) for name in spec.internal}}
+    dims = spec_dims(spec)
+    group_sites = {site for site, site_dims in dims.items() if "group" in site_dims}
+    real_groups = np.arange(padding.n_groups)
     diagonal, dense, transforms = {}, {}, {}
     for group in program.approx.groups:
         params = {name: var.get_value() for name, var in group.params_dict.items()}
@@ -257,9 +319,14 @@ def _variational(program: _AdviProgram, spec: ModelSpec) -> Any:
             if "rho" in params:
                 scale = rho2sigma(params["rho"][where]).eval().reshape(shape)
                 loc = params["mu"][where].reshape(shape)
+                if site in group_sites:
+                    loc, scale = loc[..., real_groups], scale[..., real_groups]
                 diagonal[site] = (dims.get(site, ()), loc, scale)
         if "L_tril" in params:
-            dense["block"] = DenseFactor(tuple(sites), params["mu"], _cholesky(group, params))
+            sites, loc, scale_tril = trim_dense(
+                tuple(sites), params["mu"], _cholesky(group, params), group_sites, padding
+            )
+            dense["block"] = DenseFactor(sites, loc, scale_tril)
     family = "full_rank" if dense and not diagonal else ("block" if dense else "mean_field")
     return gaussian_variational(
         family=family, diagonal=diagonal, dense=dense, transforms=transforms
@@ -313,12 +380,16 @@ def advi(
         ``block_loc``/``block_scale_tril`` of the full-rank one, unconstrained space).
     """
     family = family or "mean_field"
-    key = problem_key(f"advi:{family}", spec, data, priors, settings)
+    padding = _group_padding(data, settings, family)
+    # Any number of rows (``None``); the groups padded to ``padding.padded_groups``.
+    key = problem_key(
+        f"advi:{family}", spec, data, priors, settings, shape=(None, padding.padded_groups)
+    )
     program, compile_time = _PROGRAMS.get(
-        key, lambda: _build_advi(spec, data, priors, settings, family)
+        key, lambda: _build_advi(spec, data, priors, settings, family, padding)
     )
     return fit_advi(
-        lambda: _AdviRun(program, spec, data, settings, seed),
+        lambda: _AdviRun(program, spec, data, settings, seed, padding),
         spec,
         data,
         backend=BACKEND,
