@@ -1,8 +1,18 @@
 """ADVI compile and run times of the levers kept (and dropped) in the engines, A/B in one process.
 
-- ``padding``: NumPyro ADVI over the reproduction's Q = 5 ... 100 groups (N = 300 rows), with
+- ``padding``: ADVI in each PPL over the reproduction's Q = 5 ... 100 groups (N = 300 rows), with
   ``pad_shapes`` on and off: seconds spent compiling and running, and how many programs were
-  compiled (`inference.ppl.padding`).
+  compiled (`inference.ppl.padding`). Measured 2026-11-26 in one process, JAX's persistent cache
+  and PyTensor's C cache warm (medians of 3): PyMC mean-field 2 programs instead of 5, compiling
+  2.5 s instead of 4.9 and running 2.2 s instead of 1.8 (the padded effects add noise the
+  convergence rule waits out); PyMC block 4 programs, 7.1 + 8.1 s against 7.5 + 7.6; NumPyro
+  mean-field 1.4 + 1.2 s against 3.0 + 0.7, block 5.7 + 2.9 against 6.0 + 2.3. Cold, PyMC
+  mean-field on M0 and M3 at Q = 5 ... 100 (20 rows per group) compiled in 31.3 s instead of
+  34.5: most of a cold build is gcc compiling C modules that every shape needs. In the study's
+  two worker processes the programs a grid shares are often built in both: issue 13's grid took
+  122.1 s cold and 61.5 s warm with PyMC's padding, inside the range of the runs without it
+  (119.3-123.0 s and 59.0-61.5 s), and the full reproduction 284.6 s and 164.9 s (294.5 s and
+  162.4 s without).
 - ``particles``: PyMC block ADVI (4 draws per step) with the particles in one vectorised graph
   or in PyMC's ``scan`` (`inference.ppl.pymc_engine.VECTORISED_PARTICLES`).
 - ``persistent``: NumPyro block ADVI in fresh processes against an empty and then a filled JAX
@@ -27,6 +37,7 @@ machine compare only numbers from one invocation.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -62,17 +73,18 @@ def _fit(backend: str, family: str, n_groups: int, **settings):
     return attrs["compile_time_s"], attrs["run_time_s"], attrs["vi_steps"]
 
 
-def padding_arm(pad: bool, family: str) -> dict[str, float]:
-    """NumPyro ADVI of ``family`` over `GROUPS` from an empty program cache."""
+def padding_arm(pad: bool, family: str, backend: str = "numpyro") -> dict[str, float]:
+    """ADVI of ``family`` over `GROUPS` from an empty program cache (PyMC: C modules cached)."""
     import jax
 
-    from inference.ppl import numpyro_engine
+    from inference.ppl import numpyro_engine, pymc_engine
 
     numpyro_engine.clear_cache()
+    pymc_engine.clear_cache()
     jax.clear_caches()
     compile_s = run_s = compiled = 0.0
     for n_groups in GROUPS:
-        c, r, _ = _fit("numpyro", family, n_groups, pad_shapes=pad)
+        c, r, _ = _fit(backend, family, n_groups, pad_shapes=pad)
         compile_s, run_s, compiled = compile_s + c, run_s + r, compiled + (c > 0)
     return {"compile_s": compile_s, "run_s": run_s, "programs": compiled}
 
@@ -152,12 +164,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if "padding" in args.levers:
-        for family in ("mean_field", "block"):
+        for backend, family in itertools.product(("numpyro", "pymc"), ("mean_field", "block")):
             _compare(
-                f"NumPyro ADVI:{family}, Q = {GROUPS}, N = 300",
+                f"{backend} ADVI:{family}, Q = {GROUPS}, N = 300",
                 {
-                    "padded": lambda f=family: padding_arm(True, f),
-                    "unpadded": lambda f=family: padding_arm(False, f),
+                    "padded": lambda b=backend, f=family: padding_arm(True, f, b),
+                    "unpadded": lambda b=backend, f=family: padding_arm(False, f, b),
                 },
                 args.repeats,
             )
