@@ -55,6 +55,20 @@ def compiles_c(run: Run) -> bool:
 
 def program_of(run: Run) -> tuple:
     """What a run's compiled program depends on, as far as the runner can tell without the
-    engines: the fit, the model and the shape of the data (not the seed)."""
-    rows = run.n_obs or run.n_per_group * run.n_groups
-    return (run.backend, run.method, run.family, run.model, run.dataset, run.n_groups, rows)
+    engines: the fit, the model and the shape the program is compiled for (not the seed).
+
+    ADVI with ``pad_shapes`` (the default) is compiled for the padded shape of grouped data
+    (`inference.ppl.padding.padded_shape`), PyMC's for its padded groups and any number of rows;
+    PyMC's NUTS through nutpie for any shape.
+    """
+    from inference.ppl.padding import padded_shape
+
+    rows: int | None = run.n_obs or run.n_per_group * run.n_groups
+    groups: int | None = run.n_groups
+    if run.method == "advi" and groups and dict(run.settings).get("pad_shapes", True):
+        dense = (run.family or "mean_field").partition("+")[0] != "mean_field"
+        rows, groups = padded_shape(rows, groups, dense)
+    if run.backend == "pymc" and (run.method == "advi" or not compiles_c(run)):
+        rows = None
+        groups = groups if run.method == "advi" else None
+    return (run.backend, run.method, run.family, run.model, run.dataset, groups, rows)

@@ -101,11 +101,15 @@ def padding_of(data: Any, *, enabled: bool = True, dense: bool = False) -> Paddi
     """
     if not enabled or data.group is None:
         return Padding(data.n_obs, data.n_groups, data.n_obs, data.n_groups)
-    return Padding(
-        n_obs=data.n_obs,
-        n_groups=data.n_groups,
-        padded_obs=_bucket(data.n_obs, ROW_SIZES),
-        padded_groups=_bucket(data.n_groups, DENSE_GROUP_SIZES if dense else GROUP_SIZES),
+    return Padding(data.n_obs, data.n_groups, *padded_shape(data.n_obs, data.n_groups, dense))
+
+
+def padded_shape(n_obs: int, n_groups: int, dense: bool = False) -> tuple[int, int]:
+    """``(rows, groups)`` that grouped data of ``n_obs`` rows and ``n_groups`` groups are padded
+    to (`padding_of`; ``dense``: a family with a dense block over the effects)."""
+    return (
+        _bucket(n_obs, ROW_SIZES),
+        _bucket(n_groups, DENSE_GROUP_SIZES if dense else GROUP_SIZES),
     )
 
 

@@ -215,6 +215,44 @@ def test_longest_runs_first_and_a_second_c_compiling_pymc_run_waits():
     seed_2 = Run(**{**numpyro.__dict__, "seed": 2})
     assert next_run([seed_2, gibbs], [numpyro]) is gibbs  # its program is being compiled
     assert next_run([seed_2], [numpyro]) is seed_2
+    # the worker that ran `numpyro` is free: the next seed reuses its program there
+    assert next_run([pymc_advi, seed_2], [nutpie], after=[numpyro]) is seed_2
+    # ... and so does PyMC ADVI at Q = 50 after Q = 100 (groups padded to 128, rows free),
+    # though a C-compiling run holds PyTensor's lock on the other worker
+    q50 = run("pymc", "advi", 50)
+    assert next_run([numpyro, q50], [pm_sample], after=[pymc_advi]) is q50
+    assert next_run([numpyro, q50], [pm_sample], after=[gibbs]) is numpyro
+
+
+def test_runs_share_a_program_when_their_padded_shapes_do():
+    from study.runs import Run
+    from study.schedule import program_of
+
+    def run(backend, method, n_groups, family=None, **settings):
+        return Run(
+            model="random_intercept",
+            backend=backend,
+            method=method,
+            seed=0,
+            n_groups=n_groups,
+            n_per_group=20,
+            family=family,
+            settings=settings,
+        )
+
+    def share(*runs):
+        return len({program_of(r) for r in runs}) == 1
+
+    assert share(run("numpyro", "advi", 20), run("numpyro", "advi", 50))  # 1,024 rows, 128 groups
+    assert not share(run("numpyro", "advi", 50), run("numpyro", "advi", 100))  # 2,048 rows
+    assert share(*(run("pymc", "advi", q, "mean_field") for q in (20, 50, 100)))
+    assert not share(run("pymc", "advi", 20, "block"), run("pymc", "advi", 50, "block"))
+    assert share(run("pymc", "advi", 5, "block"), run("pymc", "advi", 10, "block"))  # 16 groups
+    unpadded = (run("pymc", "advi", q, pad_shapes=False) for q in (20, 50))
+    assert not share(*unpadded)
+    assert share(run("pymc", "nuts", 5), run("pymc", "nuts", 100))  # nutpie: any shape
+    assert not share(run("pymc", "nuts", 5, sampler="pymc"), run("pymc", "nuts", 100))
+    assert not share(run("numpyro", "nuts", 20), run("numpyro", "nuts", 50))
 
 
 def _dies_on_linear_gibbs(run, out):
