@@ -323,7 +323,7 @@ def next_run(pending: list[Run], running: list[Run], after: Sequence[Run] = ()) 
     the same program (`study.schedule.program_of`: the next seed, or a number of groups padded
     to the same shape) goes first, as it compiles nothing there; started on the other worker it
     would build the program a second time (issue 13's grid: 5 such builds, 19 s of 140 s of
-    compiling cold).
+    compiling cold). Closed-form runs compile nothing and keep their longest-first place.
 
     Longest first (`study.schedule.estimated_seconds`): a batch then ends on short runs on both
     workers instead of one long fit on one of them. PyTensor compiles C code under one lock per
@@ -340,7 +340,7 @@ def next_run(pending: list[Run], running: list[Run], after: Sequence[Run] = ()) 
     ordered = sorted(pending, key=estimated_seconds, reverse=True)
     lock_busy = any(compiles_c(run) for run in running)
     programs = {program_of(run) for run in running}
-    held = {program_of(run) for run in after}
+    held = {program_of(run) for run in after if run.backend != "conjugate"}
 
     def waits_for_lock(run: Run) -> bool:
         return lock_busy and compiles_c(run)

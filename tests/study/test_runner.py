@@ -222,6 +222,9 @@ def test_longest_runs_first_and_a_second_c_compiling_pymc_run_waits():
     q50 = run("pymc", "advi", 50)
     assert next_run([numpyro, q50], [pm_sample], after=[pymc_advi]) is q50
     assert next_run([numpyro, q50], [pm_sample], after=[gibbs]) is numpyro
+    # closed-form fits hold no program: the next Gibbs seed does not jump the queue
+    gibbs_2 = Run(**{**gibbs.__dict__, "seed": 2})
+    assert next_run([gibbs_2, numpyro], [pymc_advi], after=[gibbs]) is numpyro
 
 
 def test_runs_share_a_program_when_their_padded_shapes_do():
