@@ -190,24 +190,29 @@ def test_two_local_dask_clusters_run_side_by_side():
         assert first.submit(sum, [1, 2]).result() == second.submit(sum, [3]).result() == 3
 
 
+def _run(backend, method, n_groups=5, family=None, **settings):
+    """A run of M0 with ``n_groups`` groups of 20 rows, for the scheduler's tests."""
+    from study.runs import Run
+
+    return Run(
+        model="random_intercept",
+        backend=backend,
+        method=method,
+        seed=0,
+        n_groups=n_groups,
+        n_per_group=20,
+        family=family,
+        settings=settings,
+    )
+
+
 def test_longest_runs_first_and_a_second_c_compiling_pymc_run_waits():
     from study.runner import next_run
     from study.runs import Run
 
-    def run(backend, method, n_groups=5, **settings):
-        return Run(
-            model="random_intercept",
-            backend=backend,
-            method=method,
-            seed=0,
-            n_groups=n_groups,
-            n_per_group=20,
-            settings=settings,
-        )
-
-    pymc_advi, nutpie = run("pymc", "advi", 100), run("pymc", "nuts", 100)
-    pm_sample = run("pymc", "nuts", 100, sampler="pymc")
-    numpyro, gibbs = run("numpyro", "nuts", 50), run("conjugate", "gibbs", 5)
+    pymc_advi, nutpie = _run("pymc", "advi", 100), _run("pymc", "nuts", 100)
+    pm_sample = _run("pymc", "nuts", 100, sampler="pymc")
+    numpyro, gibbs = _run("numpyro", "nuts", 50), _run("conjugate", "gibbs", 5)
     assert next_run([gibbs, numpyro, pymc_advi], []) is numpyro  # the longest first
     assert next_run([gibbs, pm_sample, numpyro], [pymc_advi]) is numpyro  # the lock is busy
     assert next_run([gibbs, nutpie], [pymc_advi]) is nutpie  # nutpie compiles with numba
@@ -219,7 +224,7 @@ def test_longest_runs_first_and_a_second_c_compiling_pymc_run_waits():
     assert next_run([pymc_advi, seed_2], [nutpie], after=[numpyro]) is seed_2
     # ... and so does PyMC ADVI at Q = 50 after Q = 100 (groups padded to 128, rows free),
     # though a C-compiling run holds PyTensor's lock on the other worker
-    q50 = run("pymc", "advi", 50)
+    q50 = _run("pymc", "advi", 50)
     assert next_run([numpyro, q50], [pm_sample], after=[pymc_advi]) is q50
     assert next_run([numpyro, q50], [pm_sample], after=[gibbs]) is numpyro
     # closed-form fits hold no program: the next Gibbs seed does not jump the queue
@@ -228,34 +233,21 @@ def test_longest_runs_first_and_a_second_c_compiling_pymc_run_waits():
 
 
 def test_runs_share_a_program_when_their_padded_shapes_do():
-    from study.runs import Run
     from study.schedule import program_of
-
-    def run(backend, method, n_groups, family=None, **settings):
-        return Run(
-            model="random_intercept",
-            backend=backend,
-            method=method,
-            seed=0,
-            n_groups=n_groups,
-            n_per_group=20,
-            family=family,
-            settings=settings,
-        )
 
     def share(*runs):
         return len({program_of(r) for r in runs}) == 1
 
-    assert share(run("numpyro", "advi", 20), run("numpyro", "advi", 50))  # 1,024 rows, 128 groups
-    assert not share(run("numpyro", "advi", 50), run("numpyro", "advi", 100))  # 2,048 rows
-    assert share(*(run("pymc", "advi", q, "mean_field") for q in (20, 50, 100)))
-    assert not share(run("pymc", "advi", 20, "block"), run("pymc", "advi", 50, "block"))
-    assert share(run("pymc", "advi", 5, "block"), run("pymc", "advi", 10, "block"))  # 16 groups
-    unpadded = (run("pymc", "advi", q, pad_shapes=False) for q in (20, 50))
+    assert share(_run("numpyro", "advi", 20), _run("numpyro", "advi", 50))  # 1,024 rows, 128 groups
+    assert not share(_run("numpyro", "advi", 50), _run("numpyro", "advi", 100))  # 2,048 rows
+    assert share(*(_run("pymc", "advi", q, "mean_field") for q in (20, 50, 100)))
+    assert not share(_run("pymc", "advi", 20, "block"), _run("pymc", "advi", 50, "block"))
+    assert share(_run("pymc", "advi", 5, "block"), _run("pymc", "advi", 10, "block"))  # 16 groups
+    unpadded = (_run("pymc", "advi", q, pad_shapes=False) for q in (20, 50))
     assert not share(*unpadded)
-    assert share(run("pymc", "nuts", 5), run("pymc", "nuts", 100))  # nutpie: any shape
-    assert not share(run("pymc", "nuts", 5, sampler="pymc"), run("pymc", "nuts", 100))
-    assert not share(run("numpyro", "nuts", 20), run("numpyro", "nuts", 50))
+    assert share(_run("pymc", "nuts", 5), _run("pymc", "nuts", 100))  # nutpie: any shape
+    assert not share(_run("pymc", "nuts", 5, sampler="pymc"), _run("pymc", "nuts", 100))
+    assert not share(_run("numpyro", "nuts", 20), _run("numpyro", "nuts", 50))
 
 
 def _dies_on_linear_gibbs(run, out):
