@@ -31,8 +31,10 @@ _MODEL_FACTOR = {"logistic_random_intercept": 1.5}
 
 def estimated_seconds(run: Run) -> float:
     """A rough cost of ``run`` in seconds, good enough to order runs (not to plan a budget)."""
+    from inference.registry import base_family
+
     fixed, per_group = _COST_S.get((run.backend, run.method), _DEFAULT_COST_S)
-    family = (run.family or "").partition("+")[0]
+    family = base_family(run.family or "")
     factor = _FAMILY_FACTOR.get(family, 1.0) * _MODEL_FACTOR.get(run.model, 1.0)
     groups = run.n_groups or 20  # real data sets: about the size of a small simulated one
     return factor * (fixed + per_group * groups)
@@ -62,13 +64,17 @@ def program_of(run: Run) -> tuple:
     PyMC's NUTS through nutpie for any shape.
     """
     from inference.ppl.padding import padded_shape
+    from inference.registry import base_family
+    from inference.settings import AdviSettings
 
     rows: int | None = run.n_obs or run.n_per_group * run.n_groups
     groups: int | None = run.n_groups
-    if run.method == "advi" and groups and dict(run.settings).get("pad_shapes", True):
-        dense = (run.family or "mean_field").partition("+")[0] != "mean_field"
+    pads = dict(run.settings).get("pad_shapes", AdviSettings.pad_shapes)
+    if run.method == "advi" and groups and pads:
+        dense = base_family(run.family or "mean_field") != "mean_field"
         rows, groups = padded_shape(rows, groups, dense)
-    if run.backend == "pymc" and (run.method == "advi" or not compiles_c(run)):
-        rows = None
-        groups = groups if run.method == "advi" else None
+    if run.backend == "pymc" and run.method == "advi":
+        rows = None  # the step function reads any number of rows from pm.Data
+    elif run.backend == "pymc" and not compiles_c(run):
+        rows = groups = None  # nutpie's density has no shape
     return (run.backend, run.method, run.family, run.model, run.dataset, groups, rows)
