@@ -26,8 +26,9 @@ ADVI
     step size and the windowed convergence rule of `inference.vi`. Each window of steps is one
     compiled ``lax.scan``, the same program before and during Polyak-Ruppert averaging (one XLA
     compilation instead of two); the rule is checked on the host between windows. A whole
-    optimisation on the device (``lax.while_loop`` with the rule) was not built: the windows
-    already run in 0.1-1.5 s per fit.
+    optimisation on the device (``lax.while_loop`` with the rule) was not built: all it could
+    save is the host loop, measured at about 10 ms per fit (``benchmarks/advi_compile.py
+    host-loop``: the same steps in one call instead of one call per window, identical losses).
 NUTS
     NumPyro's NUTS kernel (diagonal or, with ``dense_mass``, dense mass matrix and step size
     adapted during warm-up, the ``MCMC`` defaults) driven by our own compiled program:
