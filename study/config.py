@@ -33,6 +33,9 @@ A study file looks like this (see ``studies/example.toml``)::
                                       # "mean_field"); see inference.registry.FAMILIES
     settings = { max_steps = 20000 }  # optional overrides of inference.settings
     # replicates = 1                  # optional: fewer seeds for this fit (or seeds = [...])
+    # gate_retries = 1                # samplers (nuts, gibbs) only: a fit whose R-hat or ESS
+    #                                 # fails the MCMC gate is fitted again with twice the
+    #                                 # draws, at most this many times (default 1; 0: never)
     # models = ["random_intercept"]   # optional: only these models (a backend/method may
     #                                 # then appear again, with other settings, for others)
 
@@ -105,9 +108,21 @@ _DATA_KEYS = {
     "holdout",
     "name",
 }
-_FIT_KEYS = {"backend", "method", "family", "settings", "models", "seeds", "replicates"}
+_FIT_KEYS = {
+    "backend",
+    "method",
+    "family",
+    "settings",
+    "models",
+    "seeds",
+    "replicates",
+    "gate_retries",
+}
 _COMPARE_KEYS = {"vb", "reference", "models", "main"}
 _REQUIRED = object()
+GATE_RETRIES = 1
+"""Default ``gate_retries`` of a sampler's fit (`FitSpec`): a reference whose R-hat or ESS fails
+the MCMC gate is fitted again once, with twice the draws (`study.runs`)."""
 
 
 class StudyConfigError(ValueError):
@@ -147,6 +162,9 @@ class FitSpec:
     models: tuple[str, ...] = ()
     family: str | None = None
     seeds: tuple[int, ...] = ()
+    gate_retries: int = GATE_RETRIES
+    """Samplers only: fits again with twice the draws while R-hat or ESS fail the MCMC gate
+    (no divergence), at most this many times; ignored by other methods."""
 
     @property
     def label(self) -> str:
@@ -447,6 +465,7 @@ def _fits(item: Any, where: _Where) -> list[FitSpec]:
     families = families if isinstance(families, list) else [families]
     settings = dict(where.typed(item, "settings", dict, default={}))
     models = tuple(where.typed(item, "models", list, default=[]))
+    retries = where.positive_int(item, "gate_retries", 0, default=GATE_RETRIES)
     fits = []
     for family in families:
         try:
@@ -454,12 +473,17 @@ def _fits(item: Any, where: _Where) -> list[FitSpec]:
             resolve_settings(backend, method, settings, family=family)
         except ValueError as error:
             raise where.fail("", str(error)) from None
+        if "gate_retries" in item and entry.role != "mcmc":
+            raise where.fail(
+                "gate_retries", f"only samplers meet the MCMC gate; {entry.label} is not one"
+            )
         for name in models:
             if name not in MODELS:
                 raise where.fail("models", f"unknown model {name!r}; valid: {sorted(MODELS)}")
             if not entry.fits(name):
                 raise where.fail("models", f"{entry.label} cannot fit model {name!r}")
-        fits.append(FitSpec(backend, method, settings, models, entry.family, _seeds(item, where)))
+        seeds = _seeds(item, where)
+        fits.append(FitSpec(backend, method, settings, models, entry.family, seeds, retries))
     return fits
 
 

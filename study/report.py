@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import signal
@@ -197,7 +198,7 @@ def write_report(out: Path, config: StudyConfig, jobs: int = 1) -> Path:
     lines += _vsbc_lines(out, config, fits, figures)
     if not tidy.empty:
         lines += _pair_sections(config, tidy)
-        lines += _gate_lines(tidy)
+        lines += _gate_lines(tidy, fits)
     lines += ["", "## Files", ""] + [
         f"- [{p.relative_to(out)}]({p.relative_to(out)})" for p in tables + figures
     ]
@@ -241,14 +242,18 @@ def _main_sections(
     for number, design in enumerate(_designs(rows) or [""]):
         chosen = pd.concat([rows[rows.design == design], real]) if design else rows
         comparison = _studied_rows(analysis.published_comparison(chosen), chosen)
-        slug = design or "all"
-        figure = out / FIGURES_DIR / f"published_vs_ours_{slug}.png"
-        save(analysis.plot_published_vs_ours(comparison, f"design {slug}"), figure)
-        figures.append(figure)
         cells = comparison.dropna(subset=["published", "median"])
         heading = "Published vs ours" + (f", design `{design}`" if design else "")
         if number == 0 and len(_designs(rows)) > 1:
             heading += " (the reproduction's design)"
+        if cells.empty:  # e.g. Q = 30, or a data set of your own: the pairs' sections follow
+            lines += ["", f"## {heading}", "", _NOTHING_PUBLISHED, ""]
+            lines += _inline_main_figures(out, entries, design, figures)
+            continue
+        slug = design or "all"
+        figure = out / FIGURES_DIR / f"published_vs_ours_{slug}.png"
+        save(analysis.plot_published_vs_ours(comparison, f"design {slug}"), figure)
+        figures.append(figure)
         lines += [
             "",
             f"## {heading}",
@@ -266,6 +271,13 @@ def _main_sections(
         ]
         lines += _inline_main_figures(out, entries, design, figures)
     return lines
+
+
+_NOTHING_PUBLISHED = (
+    "None of these fits' models and numbers of groups is a cell of the published VI1 table "
+    "(M0-M3 at Q = 5, 10, 20, 50, 100; M1 on Boston): nothing to set beside it. The pairs' "
+    "sections below give every SD ratio."
+)
 
 
 def _studied_rows(comparison: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -494,8 +506,9 @@ def _pair_sections(config: StudyConfig, tidy: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _gate_lines(tidy: pd.DataFrame) -> list[str]:
-    """How many MCMC references passed the gate, and which failed."""
+def _gate_lines(tidy: pd.DataFrame, fits: list) -> list[str]:
+    """How many MCMC references passed the gate, which failed, and which were fitted again
+    with more draws (``gate_retries``, `study.runs.fit_until_gate_passes`)."""
     references = tidy[tidy.ref_method.isin(["nuts", "gibbs"])].drop_duplicates(
         ["reference", "dataset", "model", "seed"]
     )
@@ -509,6 +522,15 @@ def _gate_lines(tidy: pd.DataFrame) -> list[str]:
     ]
     for row in failed.itertuples():
         lines.append(f"- {row.reference} on {row.dataset} {row.model} seed {row.seed}: {row.gate}")
+    retried = [f.posterior.attrs for f in fits if f.posterior.attrs.get("gate_attempts", 1) > 1]
+    if retried:
+        lines += ["", "Fitted again with twice the draws after R-hat or ESS failed the gate:", ""]
+    for attrs in sorted(retried, key=lambda attrs: str(attrs.get("run_key"))):
+        draws = json.loads(attrs["settings"])["num_draws"]
+        lines.append(
+            f"- `{attrs.get('run_key')}`: {attrs['gate_attempts']} fits, the last with "
+            f"{draws} draws per chain"
+        )
     return lines
 
 

@@ -5,6 +5,12 @@ A run is a named (data, model, backend, method, family, seed) tuple with a reada
 (e.g. ``sim_q20_r20-random_intercept-numpyro-advi.block-0``), and a content hash of everything
 that determines its result (data recipe, priors, resolved settings, seed). A finished run lives
 in ``<out>/runs/<key>.nc`` with the hash in its attrs.
+
+A sampler's run whose R-hat or ESS fails the MCMC gate (`analysis.mcmc_gate`), with no
+divergence, is fitted again with twice the draws per chain, at most ``gate_retries`` times
+(`fit_until_gate_passes`): "more draws where needed". Its attrs record ``gate_attempts``, and
+its ``settings`` attr the draws of the fit kept. Divergences are a geometry problem that more
+draws do not mend: such a fit is kept as it is, and fails the gate in the report.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class Run:
     name: str = "sim"
     table: TableSpec | None = None
     table_hash: str = ""
+    gate_retries: int = 0
 
     @property
     def data_tag(self) -> str:
@@ -96,7 +103,8 @@ class Run:
         from models import MODELS
 
         recipe = {k: v for k, v in asdict(replace(self, table=None)).items() if k != "study"}
-        for key in ("table", "table_hash"):  # absent for other data: their hashes stay as they were
+        # Absent when unused (other data; methods without a gate): those hashes stay as they were.
+        for key in ("table", "table_hash", "gate_retries"):
             if not recipe[key]:
                 del recipe[key]
         settings = resolve_settings(self.backend, self.method, self.settings, family=self.family)
@@ -131,8 +139,11 @@ def expand(config: StudyConfig) -> list[Run]:
 def _scenario_runs(
     config: StudyConfig, scenario: Scenario, model: str, fit: FitSpec
 ) -> Iterator[Run]:
+    from inference import lookup
+
     sizes = scenario.n_groups if not (scenario.dataset or scenario.table) else (0,)
     table = scenario.table
+    sampler = lookup(fit.backend, fit.method, fit.family).role == "mcmc"
     for n_groups in sizes:
         for seed in fit.seeds or config.seeds:
             if scenario.seeds and seed not in scenario.seeds:
@@ -154,6 +165,7 @@ def _scenario_runs(
                 study=config.name,
                 table=table.spec if table else None,
                 table_hash=table.digest if table else "",
+                gate_retries=fit.gate_retries if sampler else 0,
             )
 
 
@@ -241,6 +253,8 @@ def _fit_and_write(run: Run, out: Path) -> dict[str, Any]:
     try:
         idata = _fit(run)
         _check_finite(idata)
+        if run.gate_retries:
+            idata = fit_until_gate_passes(run, idata)
         if "sample_stats" in idata.groups():  # a sampler: its report reads ESS and R-hat
             from analysis import stamp_diagnostics
 
@@ -256,17 +270,49 @@ def _fit_and_write(run: Run, out: Path) -> dict[str, Any]:
     return record
 
 
-def _fit(run: Run) -> Any:
+def fit_until_gate_passes(run: Run, idata: Any) -> Any:
+    """``idata``, or a fit of ``run`` with twice, four times ... its draws per chain where
+    R-hat or ESS fail the MCMC gate without a divergence (at most ``run.gate_retries`` more
+    fits); the fit kept carries ``gate_attempts``, the number of fits made.
+
+    Parameters
+    ----------
+    run : Run
+        A sampler's run.
+    idata : InferenceData
+        Its first fit.
+
+    Returns
+    -------
+    InferenceData
+        The first fit that passed, or the last one.
+    """
+    from analysis import mcmc_gate
+
+    attempts, gate = 1, mcmc_gate(idata)
+    while not gate.passed and gate.divergences == 0 and attempts <= run.gate_retries:
+        draws = 2 * idata.posterior.sizes["draw"]
+        logger.info("%s: %s; fitting again with %d draws per chain", run.key, gate.label, draws)
+        idata = _fit(run, num_draws=draws)
+        _check_finite(idata)
+        attempts, gate = attempts + 1, mcmc_gate(idata)
+    for group in idata.groups():
+        idata[group].attrs["gate_attempts"] = attempts
+    return idata
+
+
+def _fit(run: Run, num_draws: int | None = None) -> Any:
     from inference import fit
 
     data, truth = load_run_data(run)
+    settings = dict(run.settings) | ({"num_draws": num_draws} if num_draws else {})
     idata = fit(
         run.model,
         data,
         backend=run.backend,
         method=run.method,
         family=run.family,
-        settings=dict(run.settings),
+        settings=settings,
         seed=run.seed,
         priors=dict(run.priors),
         progressbar=False,
