@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import re
 import signal
 import sys
 import threading
@@ -241,12 +242,16 @@ def _main_sections(
     real = rows[rows.n_groups == 0]
     for number, design in enumerate(_designs(rows) or [""]):
         chosen = pd.concat([rows[rows.design == design], real]) if design else rows
-        comparison = _studied_rows(analysis.published_comparison(chosen), chosen)
-        cells = comparison.dropna(subset=["published", "median"])
+        comparable = published_like(chosen)
+        if comparable.empty:
+            cells = comparable
+        else:
+            comparison = _studied_rows(analysis.published_comparison(comparable), comparable)
+            cells = comparison.dropna(subset=["published", "median"])
         heading = "Published vs ours" + (f", design `{design}`" if design else "")
         if number == 0 and len(_designs(rows)) > 1:
             heading += " (the reproduction's design)"
-        if cells.empty:  # e.g. Q = 30, or a data set of your own: the pairs' sections follow
+        if cells.empty:  # e.g. Q = 30, or your own data: the pairs' sections follow
             lines += ["", f"## {heading}", "", _NOTHING_PUBLISHED, ""]
             lines += _inline_main_figures(out, entries, design, figures)
             continue
@@ -274,10 +279,32 @@ def _main_sections(
 
 
 _NOTHING_PUBLISHED = (
-    "None of these fits' models and numbers of groups is a cell of the published VI1 table "
-    "(M0-M3 at Q = 5, 10, 20, 50, 100; M1 on Boston): nothing to set beside it. The pairs' "
-    "sections below give every SD ratio."
+    "None of these fits is of a cell of the published VI1 table (M0-M3 on simulated data at "
+    "Q = 5, 10, 20, 50, 100; M1 on Boston): nothing to set beside it. The pairs' sections "
+    "below give every SD ratio."
 )
+_SIMULATED_GROUPS = re.compile(r"_q\d+_[rn]\d+$")
+"""The end of the data tag of grouped data the study simulated (`study.runs.Run.data_tag`)."""
+
+
+def published_like(rows: pd.DataFrame) -> pd.DataFrame:
+    """The tidy rows whose data are of the kind the VI1 table reports: M1 on Boston, and the
+    grouped models on data the study simulated. Your own tables, other real data sets and
+    simulated M1 data are left out, even where their label (``M0_Q10``) names a published row.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({
+    ...     "model": ["linear", "linear"] + ["random_intercept"] * 3,
+    ...     "dataset": ["boston", "sim_n40", "sim_q10_r20", "vague_q10_n300", "gcse_3425402b"],
+    ... })
+    >>> published_like(rows).dataset.tolist()
+    ['boston', 'sim_q10_r20', 'vague_q10_n300']
+    """
+    dataset = rows.dataset.astype(str)
+    boston = (rows.model == "linear") & (dataset == "boston")
+    simulated = (rows.model != "linear") & dataset.str.contains(_SIMULATED_GROUPS)
+    return rows[boston | simulated]
 
 
 def _studied_rows(comparison: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
