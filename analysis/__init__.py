@@ -42,7 +42,14 @@ from analysis.ratios import (
     summarise_vectors,
     variance_ratio,
 )
-from analysis.tables import pair_rows, ratio_table, to_markdown, wide_table, write_tables
+from analysis.tables import (
+    pair_rows,
+    ratio_table,
+    spread_table,
+    to_markdown,
+    wide_table,
+    write_tables,
+)
 from analysis.timing import (
     accuracy_table,
     plot_time_to_accuracy,
@@ -104,6 +111,7 @@ __all__ = [
     "time_to_accuracy",
     "timing_summary",
     "timing_table",
+    "spread_table",
     "to_markdown",
     "variance_ratio",
     "vsbc_probabilities",

@@ -159,7 +159,7 @@ def wide_table(
     """The VI1 report's layout: rows ``M0_Q5 … M3_Q100, M1``, columns `WIDE_COLUMNS`.
 
     Cells hold one statistic of one VB/reference pair, the median over seeds (replicated data
-    sets) when there are several (`spread_table` gives their spread); NA where the model has
+    sets) when there are several (`spread_table` gives its uncertainty); NA where the model has
     no such parameter. ``beta_k`` is the k-th coefficient in
     coordinate order, ``tau_*`` are SD ratios on the precision scale and ``sigma2_*`` on the
     variance scale. Column ``reference_gate`` holds ``ok`` when every reference of the row
@@ -195,9 +195,36 @@ def wide_table(
     >>> wide_table(tidy).loc["M1", ["beta_0", "beta_1", "tau_e"]].tolist()
     [1.0, nan, 0.5]
     """
-    chosen = pair_rows(tidy, vb, reference)
     if value not in tidy.columns:
         raise ValueError(f"value: {value!r} is not a column of the tidy table")
+    chosen, rows = _wide_rows(tidy, vb, reference, dataset, design)
+    wide = chosen.pivot_table(index="row", columns="parameter", values=value, aggfunc="median")
+    wide = wide.reindex(index=rows, columns=list(WIDE_COLUMNS))
+    gates = chosen.groupby("row")["gate"].agg(
+        lambda g: "ok" if (g == "ok").all() else sorted(set(g) - {"ok"})[0]
+    )
+    wide["reference_gate"] = gates.reindex(wide.index).fillna("no fit")
+    wide.index.name = "Model"
+    wide.columns.name = None
+    return wide
+
+
+SPREAD_LEGEND = (
+    "median over the replicated data sets [5–95 % range of the replicates, or the Monte-Carlo "
+    "interval of a single fit]; bold below 0.8"
+)
+"""What a cell of `to_markdown` with `spread_table`'s intervals shows."""
+
+
+def _wide_rows(
+    tidy: pd.DataFrame,
+    vb: str,
+    reference: str,
+    dataset: str | Sequence[str] | None,
+    design: str | None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The tidy rows a wide table shows, with their ``row`` name, and the rows' order."""
+    chosen = pair_rows(tidy, vb, reference)
     if dataset is not None:
         wanted = [dataset] if isinstance(dataset, str) else list(dataset)
         chosen = chosen[chosen.dataset.isin(wanted)]
@@ -206,16 +233,62 @@ def wide_table(
     chosen = chosen[chosen.parameter.isin(WIDE_COLUMNS)].assign(row=_row_names(chosen))
     present = set(chosen.row)
     rows = [r for r in VI1_ROWS if r in present] if present else list(VI1_ROWS)
-    extra = sorted(present - set(VI1_ROWS))
-    wide = chosen.pivot_table(index="row", columns="parameter", values=value, aggfunc="median")
-    wide = wide.reindex(index=rows + extra, columns=list(WIDE_COLUMNS))
-    gates = chosen.groupby("row")["gate"].agg(
-        lambda g: "ok" if (g == "ok").all() else sorted(set(g) - {"ok"})[0]
-    )
-    wide["reference_gate"] = gates.reindex(wide.index).fillna("no fit")
-    wide.index.name = "Model"
-    wide.columns.name = None
-    return wide
+    return chosen, rows + sorted(present - set(VI1_ROWS))
+
+
+def spread_table(
+    tidy: pd.DataFrame,
+    vb: str = "conjugate/cavi:block",
+    reference: str = "conjugate/gibbs",
+    *,
+    dataset: str | Sequence[str] | None = None,
+    design: str | None = None,
+    coverage: float = 0.9,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The uncertainty of each SD ratio of `wide_table`: its lower and upper ends, two tables
+    in the same layout.
+
+    With replicated data sets (several seeds in a cell) the central ``coverage`` interval of
+    their ratios, the spread a new data set would show; with a single fit its Monte-Carlo
+    interval (the tidy ``lo`` and ``hi``), as `analysis.published.replicate_summary` does.
+
+    Parameters
+    ----------
+    tidy : pandas.DataFrame
+        Output of `ratio_table`.
+    vb, reference, dataset, design
+        As in `wide_table`.
+    coverage : float
+        Central share of the replicates' ratios covered (5-95 % by default).
+
+    Returns
+    -------
+    lower, upper : pandas.DataFrame
+        Index ``Model`` as in `wide_table`, columns `WIDE_COLUMNS`.
+
+    Examples
+    --------
+    >>> tidy = pd.DataFrame({"label": "M0_Q5", "dataset": "sim", "parameter": "tau_u",
+    ...     "seed": [1, 2, 3], "ratio": [0.7, 0.8, 0.9], "lo": 0.0, "hi": 2.0, "gate": "ok",
+    ...     "vb": "conjugate/cavi:block", "reference": "conjugate/gibbs", "n_groups": 5})
+    >>> lower, upper = spread_table(tidy)
+    >>> [round(float(end.loc["M0_Q5", "tau_u"]), 2) for end in (lower, upper)]
+    [0.71, 0.89]
+    >>> lower, upper = spread_table(tidy[tidy.seed == 1])
+    >>> [float(end.loc["M0_Q5", "tau_u"]) for end in (lower, upper)]
+    [0.0, 2.0]
+    """
+    chosen, rows = _wide_rows(tidy, vb, reference, dataset, design)
+    cells = chosen.dropna(subset=["ratio"]).groupby(["row", "parameter"])
+    replicated = cells.ratio.size() > 1
+    tail = (1.0 - coverage) / 2.0
+    ends = []
+    for quantile, monte_carlo in ((tail, "lo"), (1.0 - tail, "hi")):
+        end = cells.ratio.quantile(quantile).where(replicated, cells[monte_carlo].first())
+        wide = end.unstack("parameter").reindex(index=rows, columns=list(WIDE_COLUMNS))
+        wide.index.name, wide.columns.name = "Model", None
+        ends.append(wide)
+    return ends[0], ends[1]
 
 
 def design_of(dataset: str) -> str:
@@ -282,8 +355,14 @@ def plain_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def to_markdown(wide: pd.DataFrame, mark_below: float = 0.8, digits: int = 3) -> str:
-    """Markdown of a wide table: values below ``mark_below`` in bold, failed gates with †.
+def to_markdown(
+    wide: pd.DataFrame,
+    mark_below: float = 0.8,
+    digits: int = 3,
+    spread: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> str:
+    """Markdown of a wide table: values below ``mark_below`` in bold, failed gates with †, and
+    with ``spread`` (`spread_table`'s lower and upper ends) each value's interval.
 
     Examples
     --------
@@ -293,6 +372,8 @@ def to_markdown(wide: pd.DataFrame, mark_below: float = 0.8, digits: int = 3) ->
     |---|---|
     | M0_Q5 | **0.500** |
     | M1 | 1.000 |
+    >>> print(to_markdown(table, spread=(table - 0.1, table + 0.1)).splitlines()[-1])
+    | M1 | 1.000 [0.900–1.100] |
     """
     columns = [c for c in wide.columns if c != "reference_gate"]
     lines = [
@@ -302,6 +383,11 @@ def to_markdown(wide: pd.DataFrame, mark_below: float = 0.8, digits: int = 3) ->
     for label, row in wide.iterrows():
         failed = "reference_gate" in wide and row["reference_gate"] not in ("ok", "no fit")
         cells = [_cell(row[c], mark_below, digits) for c in columns]
+        if spread is not None:
+            cells = [
+                _with_interval(cell, spread[0].at[label, c], spread[1].at[label, c], digits)
+                for cell, c in zip(cells, columns, strict=True)
+            ]
         lines.append("| " + " | ".join([f"{label}{' †' if failed else ''}", *cells]) + " |")
     if "reference_gate" in wide and (~wide.reference_gate.isin(["ok", "no fit"])).any():
         lines.append("")
@@ -316,6 +402,12 @@ def _cell(value: Any, mark_below: float, digits: int) -> str:
     return f"**{text}**" if value < mark_below else text
 
 
+def _with_interval(cell: str, lower: Any, upper: Any, digits: int) -> str:
+    if cell == "NA" or pd.isna(lower) or pd.isna(upper):
+        return cell
+    return f"{cell} [{lower:.{digits}f}–{upper:.{digits}f}]"
+
+
 def write_tables(
     tidy: pd.DataFrame, out: str | Path, pairs: Sequence[tuple[str, str]] = DEFAULT_PAIRS
 ) -> list[Path]:
@@ -323,7 +415,8 @@ def write_tables(
 
     Files: ``ratios_tidy.csv``, ``ratios_vectors.csv`` (median and range of the ``u`` ratios
     per pair of fits, `analysis.ratios.summarise_vectors`), and per pair with fits
-    ``ratios_wide_<vb>_vs_<reference>.csv`` / ``.md`` (`wide_table`, `to_markdown`).
+    ``ratios_wide_<vb>_vs_<reference>.csv`` (`wide_table`) / ``.md`` (`to_markdown`, each
+    ratio with its `spread_table` interval).
 
     Returns
     -------
@@ -343,8 +436,11 @@ def write_tables(
         vb_label, ref_label = rows.vb.iloc[0], rows.reference.iloc[0]
         stem = f"ratios_wide_{label_slug(vb_label)}_vs_{label_slug(ref_label)}"
         wide.to_csv(out / f"{stem}.csv")
+        spread = spread_table(tidy, vb, reference)
         (out / f"{stem}.md").write_text(
-            f"SD ratio {vb_label} / {ref_label}\n\n" + to_markdown(wide) + "\n"
+            f"SD ratio {vb_label} / {ref_label}: {SPREAD_LEGEND}\n\n"
+            + to_markdown(wide, spread=spread)
+            + "\n"
         )
         paths += [out / f"{stem}.csv", out / f"{stem}.md"]
     return paths

@@ -19,7 +19,7 @@ import pandas as pd
 import analysis
 from analysis.figures import save
 from analysis.io import fit_info
-from analysis.tables import DEFAULT_PAIRS, label_slug, plain_markdown
+from analysis.tables import DEFAULT_PAIRS, SPREAD_LEGEND, label_slug, plain_markdown
 from analysis.timing import accuracy_markdown, format_seconds, timing_markdown
 from study.config import MainRows, StudyConfig
 from study.runner import read_failures
@@ -517,17 +517,19 @@ def _reference_line(merged: pd.DataFrame, timing: pd.DataFrame) -> str:
 
 
 def _pair_sections(config: StudyConfig, tidy: pd.DataFrame) -> list[str]:
-    lines = ["", "## Every pair", ""]
+    lines = ["", "## Every pair", "", f"Each cell: the SD ratio, {SPREAD_LEGEND}.", ""]
     for pair in _pairs(config):
         rows = analysis.pair_rows(tidy, *pair)
         if rows.empty:
             continue
         for design in _designs(rows) or [None]:
             suffix = f", design `{design}`" if design else ""
+            wide = analysis.wide_table(tidy, *pair, design=design)
+            spread = analysis.spread_table(tidy, *pair, design=design)
             lines += [
                 f"### {pair[0]} / {pair[1]}{suffix}",
                 "",
-                analysis.to_markdown(analysis.wide_table(tidy, *pair, design=design)),
+                analysis.to_markdown(wide, spread=spread),
                 "",
             ]
     return lines

@@ -1,5 +1,7 @@
 """`vistudy reproduce` (tiny settings) writes every promised file."""
 
+import re
+
 import pandas as pd
 
 from analysis.tables import VI1_ROWS, WIDE_COLUMNS
@@ -63,6 +65,10 @@ def test_reproduce_writes_every_promised_file(tmp_path):
     assert "| M2_Q5 | " in report.split("design `sim_n300`")[1].split("## ")[0]
     assert "300 rows in all" in report and "20 rows per group" in report
     assert "## MCMC gate" in report
+    # every ratio of every pair with its uncertainty: "| M0_Q5 † | **0.123** [0.101–0.145] | ..."
+    every_pair = report.split("## Every pair")[1].split("## MCMC gate")[0]
+    m0_q5 = [line for line in every_pair.splitlines() if line.startswith("| M0_Q5")]
+    assert m0_q5 and all(re.search(r"\d\.\d{3}\*{0,2} \[\d\.\d{3}–\d\.\d{3}\]", r) for r in m0_q5)
     # running again does no work and still exits 0
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.nc")}
     assert main(["reproduce", "--tiny", "--jobs", "1", "--out", str(out), "--no-report"]) == 0
