@@ -273,7 +273,9 @@ def _fit_and_write(run: Run, out: Path) -> dict[str, Any]:
 def fit_until_gate_passes(run: Run, idata: Any) -> Any:
     """``idata``, or a fit of ``run`` with twice, four times ... its draws per chain where
     R-hat or ESS fail the MCMC gate without a divergence (at most ``run.gate_retries`` more
-    fits); the fit kept carries ``gate_attempts``, the number of fits made.
+    fits); the fit kept carries ``gate_attempts``, the number of fits made, and
+    ``gate_discarded_s``, the compile and run seconds of the fits it replaced (its own
+    ``compile_time_s`` and ``run_time_s`` are those of its fit alone).
 
     Parameters
     ----------
@@ -289,15 +291,17 @@ def fit_until_gate_passes(run: Run, idata: Any) -> Any:
     """
     from analysis import mcmc_gate
 
-    attempts, gate = 1, mcmc_gate(idata)
+    attempts, gate, discarded_s = 1, mcmc_gate(idata), 0.0
     while not gate.passed and gate.divergences == 0 and attempts <= run.gate_retries:
         draws = 2 * idata.posterior.sizes["draw"]
         logger.info("%s: %s; fitting again with %d draws per chain", run.key, gate.label, draws)
+        attrs = idata.posterior.attrs
+        discarded_s += float(attrs.get("compile_time_s", 0.0)) + float(attrs["run_time_s"])
         idata = _fit(run, num_draws=draws)
         _check_finite(idata)
         attempts, gate = attempts + 1, mcmc_gate(idata)
     for group in idata.groups():
-        idata[group].attrs["gate_attempts"] = attempts
+        idata[group].attrs.update(gate_attempts=attempts, gate_discarded_s=discarded_s)
     return idata
 
 

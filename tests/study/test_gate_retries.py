@@ -39,6 +39,8 @@ def test_a_reference_that_fails_on_rhat_passes_with_twice_the_draws(tmp_path):
     retried = _executed(Run(**{**HARD_GIBBS.__dict__, "gate_retries": 1}), tmp_path / "again")
     assert mcmc_gate(retried).passed
     assert retried.posterior.attrs["gate_attempts"] == 2
+    first_fit_s = once.posterior.attrs["compile_time_s"] + once.posterior.attrs["run_time_s"]
+    assert 0 < retried.posterior.attrs["gate_discarded_s"] < 10 * first_fit_s + 1
     assert retried.posterior.sizes["draw"] == 2 * once.posterior.sizes["draw"] == 4_000
     assert '"num_draws": 4000' in retried.posterior.attrs["settings"]
 

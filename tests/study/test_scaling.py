@@ -63,6 +63,7 @@ def test_the_scaling_grid_runs_each_method_as_far_as_it_can():
     assert labels_at[10_000] == EVERY_Q
     assert {r.n_per_group for r in runs} == {20} and {r.model for r in runs} == {"random_intercept"}
     assert len({r.data_tag for r in runs if r.n_groups == 1000}) == 1  # every method, same data
+    assert {r.gate_retries for r in runs} == {0}  # a timed fit is never fitted a second time
     reduced = expand(scaling_study(max_groups=1000))
     assert max(r.n_groups for r in reduced) == 1000
     assert {(r.key, r.content_hash) for r in reduced} <= {(r.key, r.content_hash) for r in runs}
