@@ -19,7 +19,13 @@ import pandas as pd
 import analysis
 from analysis.figures import save
 from analysis.io import fit_info
-from analysis.tables import DEFAULT_PAIRS, SPREAD_LEGEND, label_slug, plain_markdown
+from analysis.tables import (
+    DEFAULT_PAIRS,
+    SPREAD_LEGEND,
+    VI1_ROWS,
+    label_slug,
+    plain_markdown,
+)
 from analysis.timing import accuracy_markdown, format_seconds, timing_markdown
 from study.config import MainRows, StudyConfig
 from study.runner import read_failures
@@ -345,9 +351,16 @@ KHAT_TEXT = (
 )
 
 
+FAMILY_CELLS = (
+    "Each cell: the median SD ratio over the replicated data sets (each ratio's interval is in "
+    "the section 'Every pair'); k̂: the largest over them."
+)
+
+
 def _tell_and_fix_lines(tidy: pd.DataFrame) -> list[str]:
     """SD ratios of every family of one VB method side by side, with each fit's k̂."""
-    lines = ["", "## Can we tell, and can we fix it?", "", KHAT_TEXT, ""]
+    header = ["", "## Can we tell, and can we fix it?", "", KHAT_TEXT, "", FAMILY_CELLS, ""]
+    lines = list(header)
     chosen = tidy[tidy.parameter.isin(TELL_PARAMETERS) & (tidy.ref_method != "exact")]
     groups = chosen.groupby(["vb_backend", "vb_method", "reference"], sort=False)
     for (backend, method, reference), rows in groups:
@@ -360,21 +373,33 @@ def _tell_and_fix_lines(tidy: pd.DataFrame) -> list[str]:
             _family_table(rows, families),
             "",
         ]
-    return lines if len(lines) > 5 else []
+    return lines if len(lines) > len(header) else []
 
 
 def _family_table(rows: pd.DataFrame, families: list[str]) -> str:
-    """Markdown: per scenario, the median ratio of each family per parameter, then k̂."""
+    """Markdown: per scenario (design by design, in the VI1 table's order), the median ratio
+    of each family per parameter, then k̂."""
     rows = rows.assign(row=rows.label + " " + rows.design.where(rows.n_groups > 0, ""))
     ratios = rows.pivot_table(
         index="row", columns=["parameter", "vb_family"], values="ratio", aggfunc="median"
     )
     khat = rows.pivot_table(index="row", columns="vb_family", values="khat", aggfunc="max")
+    scenarios = rows.drop_duplicates("row")
+    designs = list(dict.fromkeys(scenarios.design[scenarios.n_groups > 0]))
+    vi1_order = {label: i for i, label in enumerate(VI1_ROWS)}
+    ordered = sorted(
+        scenarios.itertuples(),
+        key=lambda r: (
+            designs.index(r.design) if r.n_groups > 0 else len(designs),  # real data last
+            vi1_order.get(r.label, len(vi1_order)),
+            r.label,
+        ),
+    )
     header = ["Model"]
     header += [f"{p} {f}" for p in TELL_PARAMETERS for f in families if (p, f) in ratios]
     header += [f"k̂ {f}" for f in families]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in dict.fromkeys(rows.row):
+    for row in (scenario.row for scenario in ordered):
         cells = [
             _number(ratios.at[row, (p, f)])
             for p in TELL_PARAMETERS
