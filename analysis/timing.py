@@ -5,6 +5,9 @@ and compiling programs: XLA, PyTensor's C, numba; 0 for the NumPy algorithms and
 found in a cache) and ``run_time_s`` (the optimisation or sampling and the draws). The sum is
 the fit's wall time as this module reports it; it leaves out what every fit shares (simulating
 the data, building the InferenceData, the PSIS k̂ that ``fit`` adds to VB fits, writing it).
+A study's sampler fitted again with more draws after failing the MCMC gate
+(`study.runs.fit_until_gate_passes`) also records ``gate_discarded_s``, the seconds of the fits
+it replaced: they are part of what that reference cost, so its total includes them.
 
 - `timing_table`: one row per fit; `timing_summary`: the median over seeds per method and Q.
 - `accuracy_table`: the error of a fit's posterior SDs, ``|SD ratio − 1|`` of chosen scalars
@@ -44,6 +47,7 @@ TIMING_COLUMNS = [
     "seed",
     "compile_s",
     "run_s",
+    "discarded_s",
     "total_s",
     "khat",
     "gate",
@@ -83,7 +87,9 @@ def timing_table(fits: str | Iterable[Any], *, gate: bool = True) -> pd.DataFram
     -------
     pandas.DataFrame
         Columns `TIMING_COLUMNS`, one row per fit, sorted by label, model, Q and seed.
-        ``total_s = compile_s + run_s``; ``khat`` is the PSIS k̂ of a VB fit (NaN otherwise).
+        ``total_s = compile_s + run_s + discarded_s``, the last the seconds of the fits a
+        sampler's study run replaced (``gate_discarded_s``, 0 for every other fit); ``khat`` is
+        the PSIS k̂ of a VB fit (NaN otherwise).
 
     Raises
     ------
@@ -114,6 +120,7 @@ def _timing_row(fit: Any, gate: bool) -> dict[str, Any]:
         raise ValueError(f"fit {info.label} ({info.dataset}): no {missing[0]!r} in its attrs")
     role = str(attrs.get("role") or _ROLES.get(info.method, ""))
     compile_s, run_s = float(attrs["compile_time_s"]), float(attrs["run_time_s"])
+    discarded_s = float(attrs.get("gate_discarded_s", 0.0))
     return {
         "label": info.label,
         "backend": info.backend,
@@ -128,7 +135,8 @@ def _timing_row(fit: Any, gate: bool) -> dict[str, Any]:
         "seed": info.seed,
         "compile_s": compile_s,
         "run_s": run_s,
-        "total_s": compile_s + run_s,
+        "discarded_s": discarded_s,
+        "total_s": compile_s + run_s + discarded_s,
         "khat": float(attrs.get("psis_khat", np.nan)),
         "gate": mcmc_gate(fit).label if gate and role == "mcmc" else "",
     }
@@ -158,11 +166,14 @@ def timing_summary(timing: pd.DataFrame) -> pd.DataFrame:
     [[2.0, 0.6, 0.4]]
     """
     keys = ["label", "role", "model", "design", "n_groups"]
+    if "discarded_s" not in timing:  # a table written before retries were recorded
+        timing = timing.assign(discarded_s=0.0)
     summary = timing.groupby(keys, sort=True, dropna=False).agg(
         n_obs=("n_obs", "max"),
         fits=("seed", "count"),
         compile_s=("compile_s", "median"),
         run_s=("run_s", "median"),
+        discarded_s=("discarded_s", "median"),
         total_s=("total_s", "median"),
         khat=("khat", "max"),
         gate=("gate", _worst_gate),
@@ -422,7 +433,8 @@ def _accuracy_panel(ax: Any, rows: pd.DataFrame, colours: dict[str, Any]) -> Non
 
 def timing_markdown(summary: pd.DataFrame) -> str:
     """Markdown: one row per method (and model), one column per Q, cells ``run + compile``
-    seconds (``†``: the sampled fit failed the MCMC gate).
+    seconds (and ``+ N discarded`` for fits a sampler's study run replaced; ``†``: the sampled
+    fit failed the MCMC gate).
 
     Examples
     --------
@@ -446,6 +458,9 @@ def timing_markdown(summary: pd.DataFrame) -> str:
 def _seconds_pair(row: pd.Series) -> str:
     failed = str(row.get("gate", "")).startswith("FAIL")
     text = f"{format_seconds(row.run_s)} + {format_seconds(row.compile_s)}"
+    discarded = row.get("discarded_s", 0.0)
+    if discarded > 0:
+        text += f" + {format_seconds(discarded)} discarded"
     return text + (" †" if failed else "")
 
 

@@ -16,6 +16,7 @@ from analysis.timing import (
     plot_time_to_accuracy,
     plot_time_vs_groups,
     time_to_accuracy,
+    timing_markdown,
     timing_summary,
     timing_table,
 )
@@ -77,6 +78,18 @@ def test_timing_table_reads_compile_and_run_time_of_every_fit(study_fits):
     assert set(cavi.gate) == {""} and set(cavi.khat) == {0.9}
     assert set(cavi.n_obs) == {200, 2000} and set(cavi.design) == {"scale_r20"}
     assert set(timing_table(study_fits, gate=False).gate) == {""}
+
+
+def test_a_reference_fitted_again_costs_the_fits_it_replaced_too(study_fits):
+    gibbs = next(f for f in study_fits if f.posterior.attrs["method"] == "gibbs")
+    gibbs.posterior.attrs["gate_discarded_s"] = 0.5
+    table = timing_table(study_fits).set_index(["label", "n_groups"])
+    assert table.loc[(GIBBS, gibbs.posterior.attrs["n_groups"]), "discarded_s"] == 0.5
+    assert table.loc[(GIBBS, gibbs.posterior.attrs["n_groups"]), "total_s"] == pytest.approx(
+        0.5 + gibbs.posterior.attrs["run_time_s"]
+    )
+    assert (table.drop(index=(GIBBS, gibbs.posterior.attrs["n_groups"])).discarded_s == 0).all()
+    assert " + 0.500 discarded" in timing_markdown(timing_summary(timing_table(study_fits)))
 
 
 def test_timing_table_names_a_missing_time(study_fits):
