@@ -148,9 +148,13 @@ def replicate_summary(rows: pd.DataFrame, coverage: float = 0.9) -> pd.DataFrame
             }
         )
 
+    columns = ["median", "spread_lo", "spread_hi", "replicates", "gate"]
+    if rows.empty:  # no fit of ours: no cell (``apply`` would return no columns at all)
+        index = pd.MultiIndex.from_arrays([[], []], names=["row", "parameter"])
+        return pd.DataFrame(columns=columns, index=index)
     summary = cells.apply(summarise, include_groups=False)
     summary.index.names = ["row", "parameter"]
-    return summary
+    return summary[columns]
 
 
 def published_comparison(rows: pd.DataFrame, coverage: float = 0.9) -> pd.DataFrame:

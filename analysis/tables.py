@@ -278,14 +278,15 @@ def spread_table(
     >>> [float(end.loc["M0_Q5", "tau_u"]) for end in (lower, upper)]
     [0.0, 2.0]
     """
+    from analysis.published import replicate_summary  # it imports this module
+
     chosen, rows = _wide_rows(tidy, vb, reference, dataset, design)
-    cells = chosen.dropna(subset=["ratio"]).groupby(["row", "parameter"])
-    replicated = cells.ratio.size() > 1
-    tail = (1.0 - coverage) / 2.0
+    cells = chosen.dropna(subset=["ratio"]).assign(label=lambda rows: rows.row)
+    summary = replicate_summary(cells, coverage)
     ends = []
-    for quantile, monte_carlo in ((tail, "lo"), (1.0 - tail, "hi")):
-        end = cells.ratio.quantile(quantile).where(replicated, cells[monte_carlo].first())
-        wide = end.unstack("parameter").reindex(index=rows, columns=list(WIDE_COLUMNS))
+    for end in ("spread_lo", "spread_hi"):
+        wide = summary[end].astype(float).unstack("parameter")
+        wide = wide.reindex(index=rows, columns=list(WIDE_COLUMNS))
         wide.index.name, wide.columns.name = "Model", None
         ends.append(wide)
     return ends[0], ends[1]

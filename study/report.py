@@ -249,11 +249,8 @@ def _main_sections(
     for number, design in enumerate(_designs(rows) or [""]):
         chosen = pd.concat([rows[rows.design == design], real]) if design else rows
         comparable = published_like(chosen)
-        if comparable.empty:
-            cells = comparable
-        else:
-            comparison = _studied_rows(analysis.published_comparison(comparable), comparable)
-            cells = comparison.dropna(subset=["published", "median"])
+        comparison = _studied_rows(analysis.published_comparison(comparable), comparable)
+        cells = comparison.dropna(subset=["published", "median"])
         heading = "Published vs ours" + (f", design `{design}`" if design else "")
         if number == 0 and len(_designs(rows)) > 1:
             heading += " (the reproduction's design)"
