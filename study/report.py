@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import re
@@ -573,14 +572,13 @@ def _gate_lines(tidy: pd.DataFrame, fits: list) -> list[str]:
     ]
     for row in failed.itertuples():
         lines.append(f"- {row.reference} on {row.dataset} {row.model} seed {row.seed}: {row.gate}")
-    retried = [f.posterior.attrs for f in fits if f.posterior.attrs.get("gate_attempts", 1) > 1]
+    retried = [f.posterior for f in fits if f.posterior.attrs.get("gate_attempts", 1) > 1]
     if retried:
         lines += ["", "Fitted again with twice the draws after R-hat or ESS failed the gate:", ""]
-    for attrs in sorted(retried, key=lambda attrs: str(attrs.get("run_key"))):
-        draws = json.loads(attrs["settings"])["num_draws"]
+    for posterior in sorted(retried, key=lambda posterior: str(posterior.attrs.get("run_key"))):
         lines.append(
-            f"- `{attrs.get('run_key')}`: {attrs['gate_attempts']} fits, the last with "
-            f"{draws} draws per chain"
+            f"- `{posterior.attrs.get('run_key')}`: {posterior.attrs['gate_attempts']} fits, the "
+            f"last with {posterior.sizes['draw']} draws per chain"
         )
     return lines
 
