@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy.special import ndtri
 
 from analysis import convergence
 
@@ -67,15 +67,21 @@ def sd_with_se(draws: np.ndarray) -> tuple[float, float]:
     draws = np.asarray(draws, dtype=float)
     if draws.ndim != 2:
         raise ValueError(f"draws: expected shape (chain, draw), got {draws.shape}")
-    squares = (draws - draws.mean()) ** 2
-    variance = squares.mean()
-    sd = float(np.sqrt(variance))
-    if sd == 0.0:
-        return 0.0, 0.0
-    ess = float(convergence.ess(squares, "mean"))
-    ess = min(max(ess, 1.0), squares.size) if np.isfinite(ess) else 1.0
-    se_variance = np.sqrt(squares.var() / ess)
-    return sd, float(se_variance / (2.0 * sd))
+    sd, se = _sds_with_ses(draws[..., np.newaxis])
+    return float(sd[0]), float(se[0])
+
+
+def _sds_with_ses(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`sd_with_se` of every column of ``draws`` (chain, draw, element) in one pass (one ESS
+    call for a vector of 100 random effects instead of 100)."""
+    squares = (draws - draws.mean(axis=(0, 1))) ** 2
+    sd = np.sqrt(squares.mean(axis=(0, 1)))
+    ess = convergence.ess(squares, "mean")
+    ess = np.where(np.isfinite(ess), np.clip(ess, 1.0, squares.shape[0] * squares.shape[1]), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(squares.var(axis=(0, 1)) / ess) / (2.0 * sd)
+    zero = sd == 0.0
+    return np.where(zero, 0.0, sd), np.where(zero, 0.0, se)
 
 
 def ratio_interval(
@@ -98,7 +104,7 @@ def ratio_interval(
         return float("nan"), float("nan"), float("nan")
     ratio = sd_vb / sd_ref
     se_log = np.hypot(se_vb / sd_vb, se_ref / sd_ref)
-    z = stats.norm.ppf(0.5 + ci / 2.0)
+    z = ndtri(0.5 + ci / 2.0)  # the normal quantile; stats.norm.ppf is 100 times slower
     return float(ratio), float(ratio * np.exp(-z * se_log)), float(ratio * np.exp(z * se_log))
 
 
@@ -144,7 +150,9 @@ def _side(fit: Any, name: str) -> list[tuple[str, str, int, float, float, bool]]
             )
         pairs = zip(elements, sd, strict=True)
         return [(lab, el, pos, float(s), 0.0, True) for (lab, el, pos, _), s in pairs]
-    return [(lab, el, pos, *sd_with_se(draws), False) for lab, el, pos, draws in elements]
+    sds, ses = _sds_with_ses(np.stack([draws for *_, draws in elements], axis=-1).astype(float))
+    rows = zip(elements, sds, ses, strict=True)
+    return [(lab, el, pos, float(sd), float(se), False) for (lab, el, pos, _), sd, se in rows]
 
 
 def sd_ratio(
