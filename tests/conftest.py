@@ -8,10 +8,13 @@ tests must not modify it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import arviz as az
+import numpy as np
 import pytest
 
+from analysis.netcdf import _NETCDF_ATTRS
 from inference import fit
 from models import MODELS, RegressionData, simulate
 from study.runs import settle_heap
@@ -78,3 +81,49 @@ def pytest_runtest_teardown(item: pytest.Item):
     result = yield
     settle_heap()
     return result
+
+
+@pytest.fixture(scope="session")
+def netcdf_layout() -> Callable[[Any], dict]:
+    """``netcdf_layout(path)``: every object of a NetCDF file as `_netcdf_layout` lists it, to
+    compare a file `analysis.netcdf.write_fit` wrote with the one ArviZ writes."""
+    return _netcdf_layout
+
+
+def _netcdf_layout(path):
+    """Every object of an HDF5 file in order: datasets' dtype, shape, fill value, data and
+    attributes (netCDF-4's own in any order, dimension references by name, the rest in order)."""
+    import h5py
+
+    netcdf_attrs = _NETCDF_ATTRS | {"_NCProperties"}
+
+    def attrs(item, file):
+        pairs = []
+        for key in item.attrs.keys():
+            value = item.attrs[key]
+            if key == "DIMENSION_LIST":
+                value = [[file[ref].name for ref in refs] for refs in value]
+            elif key == "REFERENCE_LIST":
+                value = [(file[ref].name, int(axis)) for ref, axis in value]
+            elif key == "_NCProperties":
+                value = "version=2" in str(value)
+            pairs.append((key, repr(np.asarray(value).dtype.str), repr(value)))
+        ours = sorted(p for p in pairs if p[0] in netcdf_attrs)
+        return ours, [p for p in pairs if p[0] not in netcdf_attrs]
+
+    layout = {}
+    with h5py.File(path, "r") as file:
+        layout["/"] = (list(file), attrs(file, file))
+
+        def visit(name, item):
+            if isinstance(item, h5py.Group):
+                layout[name] = (list(item), attrs(item, file))
+            else:
+                data = item[()]
+                data = data.tolist() if item.dtype.kind == "O" else data.tobytes()
+                fill = repr(item.fillvalue)
+                layout[name] = (str(item.dtype), item.shape, item.chunks, fill, data)
+                layout[name] += (h5py.check_string_dtype(item.dtype), attrs(item, file))
+
+        file.visititems(visit)
+    return layout

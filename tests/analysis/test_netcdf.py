@@ -61,3 +61,89 @@ def test_what_it_does_not_recognise_goes_to_arviz(fit_factory, tmp_path, monkeyp
 
         with h5py.File(path, "r") as file:
             netcdf._dataset(file["posterior"])
+
+
+# --- write_fit: the file ArviZ writes --------------------------------------------------------
+
+
+def _written_both_ways(fit, tmp_path):
+    ours, theirs = tmp_path / "ours.nc", tmp_path / "theirs.nc"
+    netcdf.write_fit(fit, ours)
+    fit.to_netcdf(str(theirs), compress=False)
+    return ours, theirs
+
+
+@pytest.mark.parametrize(
+    ("model", "method"),
+    [
+        ("random_intercept", "gibbs"),
+        ("random_intercept", "cavi"),
+        ("logistic_random_intercept", "gibbs"),
+        ("linear", "exact"),
+    ],
+)
+def test_write_fit_writes_the_file_arviz_writes(tiny_fit, tmp_path, netcdf_layout, model, method):
+    ours, theirs = _written_both_ways(tiny_fit(model, "conjugate", method), tmp_path)
+    assert netcdf_layout(ours) == netcdf_layout(theirs)
+    _assert_same(az.from_netcdf(ours), az.from_netcdf(theirs))
+    _assert_same(read_fit(ours), read_fit(theirs))
+
+
+def test_write_fit_booleans_dimensions_without_coordinates_and_attributes(
+    fit_factory, tmp_path, netcdf_layout
+):
+    fit = fit_factory(n_groups=3, diverging=5)
+    gate.stamp_diagnostics(fit)
+    fit.posterior["count"] = ("group", np.array([1, 2, 3]))
+    fit.posterior["half"] = ("group", np.array([0.5, 1.5, 2.5], dtype=np.float32))
+    fit.posterior["loc"] = xr.DataArray(1.5, attrs={"units": "none", "n": 3, "w": [0.1, 0.2]})
+    fit.posterior["scale_tril"] = (("latent", "latent_col"), np.eye(2))  # no coordinates
+    fit.posterior = fit.posterior.assign_coords(level=("level", [0.5, 0.9]))
+    fit.posterior["band"] = ("level", np.array([1.0, 2.0]))
+    fit.posterior.attrs.update(note="ünïcode", count=np.int64(4), rate=0.25, ids=(1, 2))
+    netcdf._check_writable(fit)  # written by write_fit, not handed to ArviZ
+    ours, theirs = _written_both_ways(fit, tmp_path)
+    assert netcdf_layout(ours) == netcdf_layout(theirs)
+    _assert_same(az.from_netcdf(ours), az.from_netcdf(theirs))
+    _assert_same(read_fit(ours), az.from_netcdf(theirs))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda posterior: posterior.assign(label=("group", np.array(["a", "b", "c"], object))),
+        lambda posterior: posterior.assign_coords(tag=("group", ["x", "y", "z"])),
+        lambda posterior: posterior.assign_attrs(names=["a", "b"]),
+        lambda posterior: posterior.assign_attrs(matrix=np.eye(2)),
+        lambda posterior: posterior.assign(
+            count=xr.Variable(("group",), np.array([1, 2, 3]), encoding={"_FillValue": -1})
+        ),
+    ],
+    ids=["object data", "coordinate of no dimension", "list of str", "2-d attribute", "encoding"],
+)
+def test_write_fit_leaves_what_it_does_not_write_to_arviz(
+    fit_factory, tmp_path, netcdf_layout, change
+):
+    fit = fit_factory(n_groups=3)
+    fit.posterior = change(fit.posterior)
+    with pytest.raises(netcdf._Unrecognised):
+        netcdf._check_writable(fit)
+    ours, theirs = _written_both_ways(fit, tmp_path)
+    assert netcdf_layout(ours) == netcdf_layout(theirs)
+    with h5py_file(ours) as file:
+        assert b"h5netcdf" in file.attrs["_NCProperties"]
+
+
+def h5py_file(path):
+    import h5py
+
+    return h5py.File(path, "r")
+
+
+def test_write_fit_refuses_what_arviz_refuses(fit_factory, tmp_path):
+    fit = fit_factory(n_groups=3)
+    fit.posterior.attrs["flag"] = True  # not a netCDF type
+    with pytest.raises(Exception, match="boolean") as theirs:
+        fit.to_netcdf(str(tmp_path / "theirs.nc"), compress=False)
+    with pytest.raises(type(theirs.value), match="boolean"):
+        netcdf.write_fit(fit, tmp_path / "ours.nc")

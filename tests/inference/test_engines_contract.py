@@ -6,6 +6,7 @@ import arviz as az
 import numpy as np
 import pytest
 
+from analysis.netcdf import write_fit
 from inference import fit
 from models import MODELS
 
@@ -93,10 +94,14 @@ def test_attrs_and_groups(combination):
         assert np.all(idata.sample_stats.tree_depth.values >= 1)
 
 
-def test_netcdf_round_trip_keeps_everything(combination, tmp_path):
+def test_netcdf_round_trip_keeps_everything(combination, tmp_path, netcdf_layout):
     _, _, _, idata, _ = combination
     path = tmp_path / "fit.nc"
     idata.to_netcdf(str(path))
+    # the study's writer writes what ArviZ writes (uncompressed, as the study writes)
+    write_fit(idata, tmp_path / "ours.nc")
+    idata.to_netcdf(str(tmp_path / "theirs.nc"), compress=False)
+    assert netcdf_layout(tmp_path / "ours.nc") == netcdf_layout(tmp_path / "theirs.nc")
     back = az.from_netcdf(str(path))
     assert set(back.groups()) == set(idata.groups())
     for group in idata.groups():

@@ -100,14 +100,15 @@ def test_half_written_file_is_never_read(tiny_study, tmp_path, monkeypatch):
     class Killed(Exception):
         pass
 
-    class HalfWritten:
-        def to_netcdf(self, path, **options):
-            with open(path, "wb") as handle:
-                handle.write(b"\x89HDF\r\n half a file")
-            raise Killed
+    def half_written(idata, path):
+        with open(path, "wb") as handle:
+            handle.write(b"\x89HDF\r\n half a file")
+        raise Killed
 
+    monkeypatch.setattr("analysis.netcdf.write_fit", half_written)
     with pytest.raises(Killed):
-        write_atomically(HalfWritten(), run.path(out))
+        write_atomically(object(), run.path(out))
+    monkeypatch.undo()
     assert not run.path(out).exists()
     assert list((out / "runs").iterdir()) == []
     # a corrupt file at the final path (say, written by hand) is redone, not read
