@@ -101,6 +101,7 @@ def test_write_fit_booleans_dimensions_without_coordinates_and_attributes(
     fit.posterior = fit.posterior.assign_coords(level=("level", [0.5, 0.9]))
     fit.posterior["band"] = ("level", np.array([1.0, 2.0]))
     fit.posterior.attrs.update(note="ünïcode", count=np.int64(4), rate=0.25, ids=(1, 2))
+    fit.attrs.update(study="crafted", replicates=3)  # the file's root attributes
     netcdf._check_writable(fit)  # written by write_fit, not handed to ArviZ
     ours, theirs = _written_both_ways(fit, tmp_path)
     assert netcdf_layout(ours) == netcdf_layout(theirs)
