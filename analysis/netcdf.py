@@ -41,6 +41,7 @@ _NETCDF_ATTRS = frozenset(
     }
 )
 _PURE_DIMENSION = b"This is a netCDF dimension but not a netCDF variable"
+_RESERVED_ATTRS = _NETCDF_ATTRS | {"coordinates", "missing_value", "scale_factor", "add_offset"}
 
 
 class _Unrecognised(Exception):
@@ -213,14 +214,16 @@ def _check_writable(idata: Any) -> None:
             if variable.encoding:
                 raise _Unrecognised(f"encoding of {where}")
             if key in dataset.coords:
-                if variable.dims != (key,) or variable.dtype.kind not in "iufU":
+                if variable.dims != (key,) or variable.dtype.kind not in "ifU":
                     raise _Unrecognised(f"coordinate {where}")
-            elif variable.dtype.kind not in "biuf":
+            elif variable.dtype.kind not in "bif":
                 raise _Unrecognised(f"{variable.dtype} data in {where}")
 
 
 def _check_attrs(attrs: dict, where: str) -> None:
     for key, value in attrs.items():
+        if key in _RESERVED_ATTRS or key.startswith("_"):  # netCDF's or xarray's to encode
+            raise _Unrecognised(f"attribute {key} of {where}")
         if isinstance(value, list | tuple) and value:
             value = np.asarray(value)
         if isinstance(value, bool | np.bool_) or not isinstance(

@@ -116,11 +116,21 @@ def test_write_fit_booleans_dimensions_without_coordinates_and_attributes(
         lambda posterior: posterior.assign_coords(tag=("group", ["x", "y", "z"])),
         lambda posterior: posterior.assign_attrs(names=["a", "b"]),
         lambda posterior: posterior.assign_attrs(matrix=np.eye(2)),
+        lambda posterior: posterior.assign(count=("group", np.array([1, 2, 3], np.uint8))),
+        lambda posterior: posterior.assign(tau_e=posterior.tau_e.assign_attrs(missing_value=-1.0)),
         lambda posterior: posterior.assign(
             count=xr.Variable(("group",), np.array([1, 2, 3]), encoding={"_FillValue": -1})
         ),
     ],
-    ids=["object data", "coordinate of no dimension", "list of str", "2-d attribute", "encoding"],
+    ids=[
+        "object data",
+        "coordinate of no dimension",
+        "list of str",
+        "2-d attribute",
+        "unsigned data",
+        "a CF attribute",
+        "encoding",
+    ],
 )
 def test_write_fit_leaves_what_it_does_not_write_to_arviz(
     fit_factory, tmp_path, netcdf_layout, change
