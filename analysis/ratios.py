@@ -123,25 +123,25 @@ def analytic_moments(fit: Any) -> dict[str, dict[str, Any]]:
     return json.loads(raw) if raw else {}
 
 
-def _elements(posterior: xr.Dataset, name: str) -> list[tuple[str, str, int, np.ndarray]]:
-    """(parameter label, element label, position, draws (chain, draw)) of one variable."""
+def _elements(posterior: xr.Dataset, name: str) -> tuple[list[tuple[str, str, int]], np.ndarray]:
+    """(parameter label, element label, position) of each element of one variable, and its
+    draws (chain, draw, element); a scalar is one element at position -1."""
     values = posterior[name]
     extra = [d for d in values.dims if d not in ("chain", "draw")]
     if not extra:
-        return [(name, "", -1, values.values)]
+        return [(name, "", -1)], values.values[..., np.newaxis]
     if len(extra) > 1:
         raise ValueError(f"{name}: expected at most one dimension beyond (chain, draw)")
     dim = extra[0]
-    labels = [str(c) for c in values[dim].values]
-    stacked = values.transpose("chain", "draw", dim).values
-    return [(f"{name}_{i}", labels[i], i, stacked[..., i]) for i in range(len(labels))]
+    labels = [(f"{name}_{i}", str(c), i) for i, c in enumerate(values[dim].values)]
+    return labels, values.transpose("chain", "draw", dim).values
 
 
 def _side(fit: Any, name: str) -> list[tuple[str, str, int, float, float, bool]]:
     """(label, element, position, sd, se, analytic) of every element of ``name`` in ``fit``."""
     posterior = posterior_of(fit)
     moments = analytic_moments(fit).get(name)
-    elements = _elements(posterior, name)
+    elements, draws = _elements(posterior, name)
     if moments is not None and "sd" in moments:
         sd = np.atleast_1d(np.asarray(moments["sd"], dtype=float))
         if sd.size != len(elements):
@@ -149,10 +149,10 @@ def _side(fit: Any, name: str) -> list[tuple[str, str, int, float, float, bool]]
                 f"analytic_moments[{name!r}]: {sd.size} SDs for {len(elements)} elements"
             )
         pairs = zip(elements, sd, strict=True)
-        return [(lab, el, pos, float(s), 0.0, True) for (lab, el, pos, _), s in pairs]
-    sds, ses = _sds_with_ses(np.stack([draws for *_, draws in elements], axis=-1).astype(float))
+        return [(*element, float(s), 0.0, True) for element, s in pairs]
+    sds, ses = _sds_with_ses(draws.astype(float))
     rows = zip(elements, sds, ses, strict=True)
-    return [(lab, el, pos, float(sd), float(se), False) for (lab, el, pos, _), sd, se in rows]
+    return [(*element, float(sd), float(se), False) for element, sd, se in rows]
 
 
 def sd_ratio(
