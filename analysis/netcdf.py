@@ -257,15 +257,16 @@ def _write_group(group: Any, dataset: Any, first_id: int) -> int:
             scales[dim].make_scale(_PURE_DIMENSION + b"." + bytes(f"{size:10}", "ascii"))
     items = {}
     for name, variable in dataset.variables.items():  # dimension coordinates and data
-        items[name] = _write_variable(group, name, variable)
+        item = _write_variable(group, name, variable)
         if name in dataset.coords:  # a dimension's (`_check_writable`)
-            scales[name] = items.pop(name)
-            scales[name].make_scale(name)
-            scales[name].attrs["_Netcdf4Coordinates"] = np.array([ids[name]], dtype=np.int32)
+            item.make_scale(name)
+            item.attrs["_Netcdf4Coordinates"] = np.array([ids[name]], dtype=np.int32)
+            scales[name] = item
+        else:
+            items[name] = item, variable.dims
     for dim, scale in scales.items():
         scale.attrs["_Netcdf4Dimid"] = np.array(ids[dim], dtype=np.int32)
-    for name, item in items.items():
-        dims = dataset[name].dims
+    for item, dims in items.values():
         if dims:
             item.attrs["_Netcdf4Coordinates"] = np.array([ids[d] for d in dims], np.int32)
             item.attrs["_Netcdf4Dimid"] = np.array(ids[dims[0]], dtype=np.int32)
@@ -275,7 +276,8 @@ def _write_group(group: Any, dataset: Any, first_id: int) -> int:
 
 
 def _write_variable(group: Any, name: str, variable: Any) -> Any:
-    """One variable's dataset and attributes (booleans as ``int8``, strings variable-length)."""
+    """One variable's dataset and attributes: floats with a NaN fill value, booleans as
+    ``int8``, strings variable-length."""
     import h5py
 
     values = variable.values
@@ -283,20 +285,13 @@ def _write_variable(group: Any, name: str, variable: Any) -> Any:
         item = group.create_dataset(
             name, data=values.astype(object), dtype=h5py.string_dtype(), track_order=True
         )
-    else:
-        stored = values.astype(np.int8) if values.dtype == bool else values
-        item = group.create_dataset(name, data=stored, track_order=True, **_fill(values))
-    if values.dtype == bool:
+    elif values.dtype.kind == "f":
+        item = group.create_dataset(name, data=values, fillvalue=np.nan, track_order=True)
+        item.attrs["_FillValue"] = np.array([np.nan], dtype=values.dtype)
+    elif values.dtype == bool:
+        item = group.create_dataset(name, data=values.astype(np.int8), track_order=True)
         item.attrs["dtype"] = "bool"
-    _write_variable_attrs(item, variable)
-    return item
-
-
-def _fill(values: np.ndarray) -> dict[str, Any]:
-    return {"fillvalue": np.nan} if values.dtype.kind == "f" else {}
-
-
-def _write_variable_attrs(item: Any, variable: Any) -> None:
-    if variable.dtype.kind == "f":
-        item.attrs["_FillValue"] = np.array([np.nan], dtype=variable.dtype)
+    else:
+        item = group.create_dataset(name, data=values, track_order=True)
     _write_attrs(item.attrs, variable.attrs)
+    return item
