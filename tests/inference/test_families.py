@@ -132,3 +132,49 @@ def test_full_rank_advi_recovers_the_exact_boston_posterior(backend):
         ratios[family] = table.ratio
     assert np.all(ratios["full_rank"].between(0.95, 1.05)), ratios["full_rank"]
     assert np.all(ratios["mean_field"][["beta_1", "beta_2"]] < 0.85), ratios["mean_field"]
+
+
+def test_pymc_full_rank_group_is_pymcs_q_built_in_c(tiny_data, tiny_settings):
+    """`pymc_engine`'s full-rank group gives PyMC's ``L`` and ``log q`` at random parameters,
+    and the block ADVI step it compiles has no advanced-indexing op that runs in Python."""
+    from pymc.variational.approximations import FullRankGroup
+    from pytensor.graph.replace import graph_replace
+
+    from inference.ppl import pymc_engine
+
+    data = tiny_data["random_intercept"]
+    spec = MODELS["random_intercept"]
+    model = spec.pymc_builder()(data, spec.priors())
+    effects = [model[name] for name in spec.effects]
+    groups = [
+        group_class(effects, model=model, random_seed=0)
+        for group_class in (FullRankGroup, pymc_engine._full_rank_group())
+    ]
+    rng = np.random.default_rng(5)
+    tril, z = rng.normal(size=groups[0].num_tril_entries), rng.normal(size=(3, groups[0].ddim))
+    L, log_q = [], []
+    for group in groups:
+        group.params_dict["L_tril"].set_value(tril)
+        L.append(group.L.eval())
+        log_q.append(graph_replace(group.symbolic_logq_not_scaled, {group.symbolic_initial: z}))
+    np.testing.assert_allclose(L[1], L[0], rtol=1e-14)
+    np.testing.assert_allclose(log_q[1].eval(), log_q[0].eval(), rtol=1e-13)
+    assert np.all(np.diag(L[1]) > 0) and np.all(np.triu(L[1], 1) == 0)
+
+    fit(
+        "random_intercept",
+        data,
+        backend="pymc",
+        method="advi",
+        family="block",
+        seed=0,
+        settings=tiny_settings["advi"],
+    )
+    steps = [
+        program.step
+        for key, program in pymc_engine._PROGRAMS._programs.items()
+        if key[:2] == ("advi:block", "random_intercept")
+    ]
+    python_indexing = {"AdvancedSubtensor", "AdvancedIncSubtensor", "AdvancedSetSubtensor"}
+    ops = {type(node.op).__name__ for step in steps for node in step.maker.fgraph.apply_nodes}
+    assert steps and not ops & python_indexing, ops & python_indexing
