@@ -66,6 +66,7 @@ BLOCK = 256
 INTERWEAVE_STEPS = 5
 INTERWEAVE_SCALE = 1.0  # random-walk step on log sigma_u (0.5 and 1.5 mixed no better)
 BLOCK_NUMBERS = 1_000_000  # cap on the random numbers drawn ahead per block (8 MB)
+LOG_SCALE_LIMIT = 300.0  # |log sigma_u| beyond which the interweaving move's target is -inf
 
 
 @dataclass(frozen=True)
@@ -214,26 +215,53 @@ def interweave_scale(
     z = u / sigma[:, None]
     quadratic = 0.5 * np.sum(weights * z * z, axis=-1)
     linear = np.sum(residual_sums * z, axis=-1)
-
-    def log_target(ell: np.ndarray) -> np.ndarray:
-        scale = np.exp(ell)
-        return (
-            -quadratic * scale * scale
-            + linear * scale
-            - 2.0 * priors.a_u * ell
-            - priors.b_u / (scale * scale)
+    ell = [
+        _metropolis_log_scale(*chain, priors.a_u, priors.b_u)
+        for chain in zip(
+            np.log(sigma).tolist(),
+            quadratic.tolist(),
+            linear.tolist(),
+            eps["mh_z"].tolist(),
+            np.log(eps["mh_u"]).tolist(),
+            strict=True,
         )
-
-    ell = np.log(sigma)
-    current = log_target(ell)
-    for k in range(eps["mh_z"].shape[-1]):
-        proposal = ell + INTERWEAVE_SCALE * eps["mh_z"][:, k]
-        proposed = log_target(proposal)
-        accept = np.log(eps["mh_u"][:, k]) < proposed - current
-        ell = np.where(accept, proposal, ell)
-        current = np.where(accept, proposed, current)
+    ]
     sigma = np.exp(ell)
     return sigma[:, None] * z, sigma**-2
+
+
+def _metropolis_log_scale(
+    ell: float,
+    quadratic: float,
+    linear: float,
+    moves: list[float],
+    log_uniforms: list[float],
+    a_u: float,
+    b_u: float,
+) -> float:
+    """`INTERWEAVE_STEPS` random-walk Metropolis steps on ``l = log sigma_u`` of one chain.
+
+    In Python floats: the steps of a chain are sequential and its numbers few, and numpy's
+    per-call overhead on arrays of one number per chain took 44 % of a Gibbs sweep of M0.
+    Beyond ``|l| > LOG_SCALE_LIMIT`` the target is ``-inf`` (where numpy's ``e^(2l)`` or
+    ``e^(-2l)`` overflows, the move is rejected either way).
+    """
+
+    def log_target(value: float) -> float:
+        if abs(value) > LOG_SCALE_LIMIT:
+            return -math.inf
+        scale = math.exp(value)
+        return (
+            -quadratic * scale * scale + linear * scale - 2.0 * a_u * value - b_u / (scale * scale)
+        )
+
+    current = log_target(ell)
+    for move, log_uniform in zip(moves, log_uniforms, strict=True):
+        proposal = ell + INTERWEAVE_SCALE * move
+        proposed = log_target(proposal)
+        if log_uniform < proposed - current:
+            ell, current = proposal, proposed
+    return ell
 
 
 def interweave_noise(rng: np.random.Generator, block: int) -> dict[str, np.ndarray]:

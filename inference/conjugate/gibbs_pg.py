@@ -70,6 +70,8 @@ def gibbs_logistic(
     chains = len(rngs)
     # Row i of chain c falls in bin c * Q + g(i): one bincount gives every chain's group sums.
     bins = (np.arange(chains)[:, None] * q + g).ravel()
+    # ... and bin (c * Q + g(i)) * p + k the sums of omega_i x_ik, every coefficient at once.
+    coef_bins = (bins[:, None] * p + np.arange(p)).ravel()
     omega = np.empty((chains, n))
 
     def group_sums(values: np.ndarray) -> np.ndarray:
@@ -82,10 +84,12 @@ def gibbs_logistic(
                 1.0, eta[c], random_state=rng, out=omega[c], method="devroye", disable_checks=True
             )
         # (beta, u) | omega, tau_u as one block: beta with u integrated out, then u | beta.
-        cross = np.stack([group_sums(omega * X[:, k]) for k in range(p)], axis=-1)
+        weighted = omega[:, :, None] * X
+        cross = np.bincount(coef_bins, weights=weighted.ravel(), minlength=chains * q * p)
+        cross = cross.reshape(chains, q, p)
         prec_u = group_sums(omega) + state["tau_u"][:, None]
         scaled = np.swapaxes(cross / prec_u[:, :, None], 1, 2)
-        prec = np.swapaxes(omega[:, :, None] * X, 1, 2) @ X + prior_prec - scaled @ cross
+        prec = np.swapaxes(weighted, 1, 2) @ X + prior_prec - scaled @ cross
         shift = Xt_kappa + prior_shift - (scaled @ kappa_g[:, None])[..., 0]
         beta = gaussian_from_canonical(prec, shift, eps["z_beta"])
         residual = kappa_g - (cross @ beta[:, :, None])[..., 0]

@@ -153,3 +153,32 @@ def test_interweaving_unlocks_tau_u_with_few_rows_per_group(model: str, monkeypa
     centred = run()
     assert interwoven[0] > 2.5 * centred[0], (interwoven, centred)
     assert abs(interwoven[1] - centred[1]) < 5 * np.hypot(interwoven[2], centred[2])
+
+
+def test_interweaving_metropolis_samples_the_log_scale_conditional() -> None:
+    """The Metropolis steps on ``l = log sigma_u`` leave ``-A e^2l + B e^l - 2 a l - b e^-2l``
+    invariant: a long chain of them gives the mean of ``sigma_u`` that quadrature gives (within
+    4 Monte-Carlo SEs), and a proposal beyond `LOG_SCALE_LIMIT` is rejected, not an error."""
+    from scipy import integrate
+
+    from analysis.convergence import ess
+    from inference.conjugate.gibbs import LOG_SCALE_LIMIT, _metropolis_log_scale
+
+    quadratic, linear, a_u, b_u = 3.0, 2.0, 0.5, 0.2
+
+    def density(ell: float) -> float:
+        s = np.exp(ell)
+        return np.exp(-quadratic * s * s + linear * s - 2 * a_u * ell - b_u / (s * s))
+
+    norm = integrate.quad(density, -8, 4)[0]
+    expected = integrate.quad(lambda ell: np.exp(ell) * density(ell), -8, 4)[0] / norm
+    rng = np.random.default_rng(3)
+    moves, log_u = rng.standard_normal((20_000, 5)), np.log(rng.uniform(size=(20_000, 5)))
+    ell, sigma = 0.0, np.empty(20_000)
+    for t in range(20_000):
+        ell = _metropolis_log_scale(ell, quadratic, linear, moves[t], log_u[t], a_u, b_u)
+        sigma[t] = np.exp(ell)
+    se = sigma.std() / np.sqrt(ess(sigma[np.newaxis], method="mean"))
+    assert abs(sigma.mean() - expected) < 4 * se, (sigma.mean(), expected, se)
+    for edge, move in ((LOG_SCALE_LIMIT - 0.5, 500.0), (0.5 - LOG_SCALE_LIMIT, -500.0)):
+        assert _metropolis_log_scale(edge, quadratic, linear, [move], [-1e-12], a_u, b_u) == edge
