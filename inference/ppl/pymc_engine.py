@@ -408,7 +408,7 @@ def advi(
         Seed of the ELBO samples and of the draws from q.
     family : {"mean_field", "block", "full_rank"}
         `pm.ADVI`; a full-rank group over ``spec.effects`` with a mean-field group over the
-        rest; `pm.FullRankADVI`.
+        rest; one full-rank group over every latent (the q of `pm.FullRankADVI`).
     progressbar : bool
         Show a bar over windows of steps.
 
