@@ -255,7 +255,7 @@ def _write_group(group: Any, dataset: Any, first_id: int) -> int:
         if dim not in dataset.coords:
             scales[dim] = group.create_dataset(dim, shape=(size,), dtype=">f4", track_order=True)
             scales[dim].make_scale(_PURE_DIMENSION + b"." + bytes(f"{size:10}", "ascii"))
-    items = {}
+    data = []
     for name, variable in dataset.variables.items():  # dimension coordinates and data
         item = _write_variable(group, name, variable)
         if name in dataset.coords:  # a dimension's (`_check_writable`)
@@ -263,10 +263,10 @@ def _write_group(group: Any, dataset: Any, first_id: int) -> int:
             item.attrs["_Netcdf4Coordinates"] = np.array([ids[name]], dtype=np.int32)
             scales[name] = item
         else:
-            items[name] = item, variable.dims
+            data.append((item, variable.dims))
     for dim, scale in scales.items():
         scale.attrs["_Netcdf4Dimid"] = np.array(ids[dim], dtype=np.int32)
-    for item, dims in items.values():
+    for item, dims in data:
         if dims:
             item.attrs["_Netcdf4Coordinates"] = np.array([ids[d] for d in dims], np.int32)
             item.attrs["_Netcdf4Dimid"] = np.array(ids[dims[0]], dtype=np.int32)

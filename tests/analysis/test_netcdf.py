@@ -1,6 +1,7 @@
 """`read_fit` reads a run file exactly as `az.from_netcdf` does, or hands it to it."""
 
 import arviz as az
+import h5py
 import numpy as np
 import pytest
 import xarray as xr
@@ -57,8 +58,6 @@ def test_what_it_does_not_recognise_goes_to_arviz(fit_factory, tmp_path, monkeyp
     _assert_same(read_fit(path), from_netcdf(path))
     assert calls == [path]
     with pytest.raises(netcdf._Unrecognised):
-        import h5py
-
         with h5py.File(path, "r") as file:
             netcdf._dataset(file["posterior"])
 
@@ -141,14 +140,8 @@ def test_write_fit_leaves_what_it_does_not_write_to_arviz(
         netcdf._check_writable(fit)
     ours, theirs = _written_both_ways(fit, tmp_path)
     assert netcdf_layout(ours) == netcdf_layout(theirs)
-    with h5py_file(ours) as file:
+    with h5py.File(ours, "r") as file:
         assert b"h5netcdf" in file.attrs["_NCProperties"]
-
-
-def h5py_file(path):
-    import h5py
-
-    return h5py.File(path, "r")
 
 
 def test_write_fit_refuses_what_arviz_refuses(fit_factory, tmp_path):
