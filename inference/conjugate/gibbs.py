@@ -204,7 +204,8 @@ def interweave_scale(
     priors
         ``a_u``, ``b_u`` of tau_u's Gamma prior.
     eps : dict
-        ``mh_z`` (chain, steps) standard normals and ``mh_u`` (chain, steps) uniforms.
+        ``mh_z`` (chain, steps) standard normals and ``mh_log_u`` (chain, steps) logs of
+        uniforms.
 
     Returns
     -------
@@ -222,7 +223,7 @@ def interweave_scale(
             quadratic.tolist(),
             linear.tolist(),
             eps["mh_z"].tolist(),
-            np.log(eps["mh_u"]).tolist(),
+            eps["mh_log_u"].tolist(),
             strict=True,
         )
     ]
@@ -268,7 +269,7 @@ def interweave_noise(rng: np.random.Generator, block: int) -> dict[str, np.ndarr
     """The random numbers of `interweave_scale` for ``block`` sweeps of one chain."""
     return {
         "mh_z": rng.standard_normal((block, INTERWEAVE_STEPS)),
-        "mh_u": rng.uniform(size=(block, INTERWEAVE_STEPS)),
+        "mh_log_u": np.log(rng.uniform(size=(block, INTERWEAVE_STEPS))),  # once per block
     }
 
 

@@ -176,7 +176,8 @@ def _full_rank_group() -> type:
     from pymc.variational.opvi import node_property
 
     class CFullRankGroup(FullRankGroup):
-        def _diagonal(self) -> Any:
+        @node_property
+        def L_diagonal(self):
             """The diagonal of ``L``: softplus of the diagonal entries of ``L_tril``."""
             rows, cols = self.tril_indices
             return rho2sigma(self.params_dict["L_tril"][np.flatnonzero(rows == cols)])
@@ -190,14 +191,14 @@ def _full_rank_group() -> type:
             source[rows * n + cols] = np.arange(rows.size)
             source[np.arange(n) * (n + 1)] = rows.size + np.arange(n)
             packed = self.params_dict["L_tril"]
-            values = pt.concatenate([packed, self._diagonal(), pt.zeros((1,))])
+            values = pt.concatenate([packed, self.L_diagonal, pt.zeros((1,))])
             return values[source].reshape((n, n))
 
         @node_property
         def symbolic_logq_not_scaled(self):
             z0 = self.symbolic_initial
             quadratic = -0.5 * z0**2 - np.log(2 * np.pi) / 2
-            return quadratic.sum(range(1, z0.ndim)) - pt.sum(pt.log(self._diagonal()))
+            return quadratic.sum(range(1, z0.ndim)) - pt.sum(pt.log(self.L_diagonal))
 
     return CFullRankGroup
 
