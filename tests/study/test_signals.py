@@ -9,7 +9,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil  # a dependency of distributed
 import pytest
 import xarray as xr
@@ -56,13 +55,6 @@ backend = "conjugate"
 method = "cavi"
 family = "block"
 settings = { num_draws = 50 }
-"""
-
-ADVI = """
-[[fit]]
-backend = "numpyro"
-method = "advi"
-settings = { max_steps = 300, min_steps = 100, window = 50, num_draws = 100 }
 """
 
 
@@ -211,22 +203,3 @@ def test_an_out_without_permission_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"vistudy run: --out {out}: cannot be written (permission denied)"
     )
-
-
-def _posteriors(out):
-    return {
-        p.stem: xr.open_dataset(p, group="posterior").load() for p in (out / "runs").glob("*.nc")
-    }
-
-
-@pytest.mark.slow
-def test_local_pool_and_dask_give_bit_identical_draws(tmp_path):
-    study = _study(tmp_path, TINY + ADVI)
-    common = ["run", str(study), "--no-report", "--out"]
-    assert main([*common, str(tmp_path / "pool"), "--jobs", "2"]) == 0
-    assert main([*common, str(tmp_path / "dask"), "--dask-workers", "1"]) == 0
-    pool, dask = _posteriors(tmp_path / "pool"), _posteriors(tmp_path / "dask")
-    assert sorted(pool) == sorted(dask) and len(pool) == 2
-    for key in pool:
-        for name in pool[key].data_vars:
-            np.testing.assert_array_equal(pool[key][name], dask[key][name])
