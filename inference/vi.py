@@ -31,6 +31,11 @@ import xarray as xr
 
 _log = logging.getLogger(__name__)
 
+LOOP_SETTINGS = ("max_steps", "min_steps", "tol", "average_steps")
+"""The `AdviSettings` only `fit_advi`'s loop reads: how many windows it runs and averages. No
+compiled program holds them, so the engines leave them out of their programs' keys
+(`inference.ppl.programs.problem_key`)."""
+
 
 def learning_rate_at(step: int | np.ndarray, learning_rate: float, decay_steps: int):
     """Adam step size at step ``step`` (0-based): ``learning_rate / (1 + step / decay_steps)``."""

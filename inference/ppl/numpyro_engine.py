@@ -71,7 +71,13 @@ from inference.ppl.padding import (
 )
 from inference.ppl.programs import ProgramCache, problem_key
 from inference.settings import AdviSettings, NutsSettings
-from inference.vi import DenseFactor, fit_advi, gaussian_variational, learning_rate_at
+from inference.vi import (
+    LOOP_SETTINGS,
+    DenseFactor,
+    fit_advi,
+    gaussian_variational,
+    learning_rate_at,
+)
 from models.spec import ModelSpec, RegressionData
 
 BACKEND = "numpyro"
@@ -411,8 +417,10 @@ def advi(
     family = family or "mean_field"
     padding = padding_of(data, enabled=settings.pad_shapes, dense=family != "mean_field")
     # Data that fill their padded shape exactly have no masks: a program of its own.
-    extra = (CHAIN_METHOD, padding.pads)
-    key = problem_key(f"advi:{family}", spec, data, priors, settings, *extra, shape=padding.shape)
+    extra, loop = (CHAIN_METHOD, padding.pads), LOOP_SETTINGS
+    key = problem_key(
+        f"advi:{family}", spec, data, priors, settings, *extra, shape=padding.shape, run_time=loop
+    )
     program, compile_time = _PROGRAMS.get(
         key, lambda: _build_svi(spec, data, priors, settings, family, padding)
     )

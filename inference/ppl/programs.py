@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from models.spec import ModelSpec, RegressionData
@@ -25,15 +26,20 @@ def problem_key(
     settings: Any,
     *extra: Hashable,
     shape: tuple[int | None, int] | None = None,
+    run_time: Iterable[str] = (),
 ) -> tuple:
     """The key of a problem: everything a compiled program depends on.
 
     ``shape`` is the ``(rows, groups)`` the program is compiled for when that is not the data's
     own (data padded to a fixed size, `inference.ppl.padding`); ``rows`` is ``None`` for a
-    program that takes any number of rows (PyMC's ADVI step function).
+    program that takes any number of rows (PyMC's ADVI step function). ``run_time`` names the
+    fields of ``settings`` the program does not hold: the loop that runs it reads them (how many
+    steps, the convergence rule) or passes them in (PyMC's step size). They are ``None`` in the
+    key, so a fit that changes only those reuses the program.
     """
     rows, groups = shape or (data.n_obs, data.n_groups)
-    return (method, spec.name, priors, settings, (rows, data.n_coef), groups, *extra)
+    built_in = replace(settings, **dict.fromkeys(run_time)) if run_time else settings
+    return (method, spec.name, priors, built_in, (rows, data.n_coef), groups, *extra)
 
 
 class ProgramCache:

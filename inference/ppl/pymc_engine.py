@@ -20,7 +20,8 @@ ADVI
     `inference.vi`; the steps run in windows under the same convergence rule as NumPyro. The
     compiled step function is cached with the model: before each fit every shared variable it
     updates (``mu``, ``rho``, Adam's moments and step counter) is reset to its initial value and its
-    random generators are re-seeded from ``seed``, so a second fit compiles nothing. (``pm.fit``
+    random generators are re-seeded from ``seed``, so a second fit compiles nothing, even with
+    another step size, window, number of steps or draws (`RUN_TIME_ADVI_SETTINGS`). (``pm.fit``
     would compile a new step function on every call; the loop it runs is the one below.)
     Block and full-rank q with several draws per step: the draws are evaluated in one
     vectorised graph (`_vectorised_approximation`) instead of PyMC's ``scan`` over draws, which
@@ -60,7 +61,13 @@ from inference.contract import build_inference_data
 from inference.ppl.padding import Padding, padding_of, spec_dims, trim_dense, trim_draws
 from inference.ppl.programs import ProgramCache, problem_key
 from inference.settings import AdviSettings, NutsSettings
-from inference.vi import DenseFactor, fit_advi, gaussian_variational, learning_rate_at
+from inference.vi import (
+    LOOP_SETTINGS,
+    DenseFactor,
+    fit_advi,
+    gaussian_variational,
+    learning_rate_at,
+)
 from models.spec import ModelSpec, RegressionData
 
 BACKEND = "pymc"
@@ -68,6 +75,10 @@ _PROGRAMS = ProgramCache()
 VECTORISED_PARTICLES = True
 """Evaluate a grouped q's particles in one vectorised graph (`_vectorised_approximation`);
 ``False``: PyMC's own ``scan`` (for `benchmarks/advi_compile.py`)."""
+RUN_TIME_ADVI_SETTINGS = (*LOOP_SETTINGS, "learning_rate", "lr_decay_steps", "window", "num_draws")
+"""What a compiled ADVI program does not hold: besides the loop's own settings, the step size is
+a shared variable set before every step, the windows are a Python loop over the step function and
+the sampler of q takes any number of draws. A fit that changes only these reuses the program."""
 PADDED_GROUP = "padded_group"
 """The ``pm.Data`` of a padded ADVI model: 1 on each padded group, 0 on the data's own."""
 _STAT_NAMES = ("diverging", "tree_depth", "n_steps", "energy", "acceptance_rate", "step_size", "lp")
@@ -423,8 +434,9 @@ def advi(
     family = family or "mean_field"
     padding = _group_padding(data, settings, family)
     # Any number of rows (``None``); the groups padded to ``padding.padded_groups``.
+    shape, run_time = (None, padding.padded_groups), RUN_TIME_ADVI_SETTINGS
     key = problem_key(
-        f"advi:{family}", spec, data, priors, settings, shape=(None, padding.padded_groups)
+        f"advi:{family}", spec, data, priors, settings, shape=shape, run_time=run_time
     )
     program, compile_time = _PROGRAMS.get(
         key, lambda: _build_advi(spec, data, priors, settings, family, padding)

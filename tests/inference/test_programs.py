@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from inference import fit
 from inference.ppl.programs import ProgramCache
+from models import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +43,49 @@ def test_a_program_is_built_once_per_key_and_again_after_clear(caplog):
     assert [r.getMessage().split(" s: ")[1] for r in caplog.records] == ["('advi:block', 'm')"]
     cache.clear()
     assert cache.get(("advi:block", "m"), build)[0] == 2
+
+
+LOOP = {"max_steps": 300, "min_steps": 150, "tol": 1e-2, "average_steps": 100}
+
+
+@pytest.mark.parametrize(
+    ("backend", "run_time"),
+    [
+        ("numpyro", LOOP),
+        (
+            "pymc",
+            {**LOOP, "learning_rate": 0.02, "lr_decay_steps": 100, "window": 25, "num_draws": 30},
+        ),
+    ],
+)
+def test_an_advi_fit_that_changes_only_run_time_settings_reuses_the_program(
+    backend, run_time, monkeypatch
+):
+    """Settings no compiled program holds (the loop's; in PyMC also the step size, the windows
+    and the draws) are left out of its key: the second fit compiles nothing and gives the draws
+    and losses of a program built for its settings alone. A setting the program holds (the
+    initial scale of q) still builds a new one."""
+    engine = importlib.import_module(f"inference.ppl.{backend}_engine")
+    first = {"max_steps": 200, "min_steps": 100, "window": 50, "num_draws": 20, "average_steps": 50}
+    second = {**first, **run_time}
+    data, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+
+    def fit_with(settings):
+        return fit("random_intercept", data, backend=backend, method="advi", settings=settings)
+
+    monkeypatch.setattr(engine, "_PROGRAMS", ProgramCache())
+    assert fit_with(first).posterior.attrs["compile_time_s"] > 0
+    reused = fit_with(second)
+    assert reused.posterior.attrs["compile_time_s"] == 0.0
+    assert fit_with({**second, "init_scale": 0.2}).posterior.attrs["compile_time_s"] > 0
+
+    monkeypatch.setattr(engine, "_PROGRAMS", ProgramCache())
+    alone = fit_with(second)
+    assert alone.posterior.attrs["compile_time_s"] > 0
+    assert alone.posterior.sizes["draw"] == second["num_draws"]
+    for group in ("posterior", "vi_trace", "variational"):
+        for name, values in alone[group].data_vars.items():
+            np.testing.assert_array_equal(reused[group][name].values, values.values, err_msg=name)
 
 
 def test_the_census_reads_what_jax_and_the_cache_log_in_another_process(tmp_path, monkeypatch):
