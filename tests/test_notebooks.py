@@ -88,10 +88,13 @@ def ipython_dir(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_top_to_bottom_in_quick_mode(name, monkeypatch, ipython_dir):
+def test_notebook_runs_top_to_bottom_in_quick_mode(name, monkeypatch, ipython_dir, tmp_path):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
+    # The notebooks write their results under `tempfile.mkdtemp()`: into this test's folder,
+    # which pytest clears, instead of leaving three or four folders in /tmp per suite.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setenv("VISTUDY_QUICK", "1")
     monkeypatch.delenv("VISTUDY_RESULTS", raising=False)
     paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
@@ -109,3 +112,5 @@ def test_notebook_runs_top_to_bottom_in_quick_mode(name, monkeypatch, ipython_di
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images, f"{name}: no cell displayed a figure"
+    if name in ("04_sd_ratio_study", "05_your_own_data"):
+        assert list(tmp_path.glob("vistudy-*")), f"{name} wrote its results elsewhere"
