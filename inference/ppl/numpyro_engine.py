@@ -417,9 +417,16 @@ def advi(
     family = family or "mean_field"
     padding = padding_of(data, enabled=settings.pad_shapes, dense=family != "mean_field")
     # Data that fill their padded shape exactly have no masks: a program of its own.
-    extra, loop = (CHAIN_METHOD, padding.pads), LOOP_SETTINGS
+    extra = (CHAIN_METHOD, padding.pads)
     key = problem_key(
-        f"advi:{family}", spec, data, priors, settings, *extra, shape=padding.shape, run_time=loop
+        f"advi:{family}",
+        spec,
+        data,
+        priors,
+        settings,
+        *extra,
+        shape=padding.shape,
+        run_time=LOOP_SETTINGS,
     )
     program, compile_time = _PROGRAMS.get(
         key, lambda: _build_svi(spec, data, priors, settings, family, padding)

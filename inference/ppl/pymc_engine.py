@@ -434,9 +434,14 @@ def advi(
     family = family or "mean_field"
     padding = _group_padding(data, settings, family)
     # Any number of rows (``None``); the groups padded to ``padding.padded_groups``.
-    shape, run_time = (None, padding.padded_groups), RUN_TIME_ADVI_SETTINGS
     key = problem_key(
-        f"advi:{family}", spec, data, priors, settings, shape=shape, run_time=run_time
+        f"advi:{family}",
+        spec,
+        data,
+        priors,
+        settings,
+        shape=(None, padding.padded_groups),
+        run_time=RUN_TIME_ADVI_SETTINGS,
     )
     program, compile_time = _PROGRAMS.get(
         key, lambda: _build_advi(spec, data, priors, settings, family, padding)
