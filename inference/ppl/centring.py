@@ -20,21 +20,27 @@ What ``centring`` does
     (NumPyro's `LocScaleReparam`, elementwise; in PyMC the same substitution in the log density
     with its Jacobian, `inference.ppl.nutpie_sampler`). The stored draws are the model's public
     parameters either way.
-The intercept (NumPyro, ``intercept_centring``)
+The intercept (``intercept_centring``)
     A centred group's effect ``u_j`` and the intercept ``beta_0`` form a ridge when the groups' data
-    pin down ``beta_0 + u_j`` better than either: NumPyro's diagonal mass matrix cannot follow it.
-    With ``NutsSettings.intercept_centring`` NumPyro's NUTS moves each centred group's own intercept
+    pin down ``beta_0 + u_j`` better than either: a diagonal mass matrix cannot follow it.
+    With ``NutsSettings.intercept_centring`` NUTS moves each centred group's own intercept
     ``v_j = beta_0 + u_j`` instead of ``u_j`` (hierarchical centring: Gelfand, Sahu & Carlin 1995,
-    "Efficient parametrisations for normal linear mixed models", Biometrika 82(3);
-    `shear_to_intercept`, a shear with unit Jacobian). Measured on M0, 4 x (1000 + 2000): Q = 100
+    "Efficient parametrisations for normal linear mixed models", Biometrika 82(3); a shear with
+    unit Jacobian: `shear_to_intercept` around NumPyro's potential, the same substitution in
+    nutpie's log density, `inference.ppl.nutpie_sampler.reparameterise`). Measured on NumPyro's
+    M0, 4 x (1000 + 2000): Q = 100
     groups of 20 rows, bulk ESS of beta_0 467 -> 19,683 (R-hat 1.012 -> 1.000) and 22.7 -> 15.0
     leapfrog steps per draw; N = 300 rows over Q = 5, 38 -> 8 steps. With it, M0 sampled centred
     passes the MCMC gate with 1,000 draws per chain at every Q of the reproduction, 3 rows per group
     included (four data sets each). It is off by default: on the logistic model at N = 300 rows over
     Q = 5 or 10 groups with a vague Gamma(0.01, 0.01) prior on tau_u it diverged (1-4 divergences)
-    on 4 of 12 data sets where the plain centred form had none. PyMC's nutpie already follows the
-    ridge with its low-rank mass matrix: the same shear there changed neither its steps nor its ESS,
-    so it is NumPyro's option only.
+    on 4 of 12 data sets where the plain centred form had none. nutpie (PyMC) follows the ridge
+    with its low-rank mass matrix as well, but adapting it costs time at every warm-up draw: on
+    M0 with 20 rows per group (Q = 5 ... 100, three data sets each, 4 x (500 + 1000)) the shear
+    with nutpie's diagonal mass matrix passed the MCMC gate 15/15 in 23.8 s of sampling against
+    35.1 s with the low-rank one, at Q = 1,000 in 32.7 s against 52.5 s (2026-11-27). On the
+    reproduction's N = 300 rows over up to 100 groups (3 per group) the low-rank matrix passes
+    more often (13/15 against 10/15 with the shear), so which one is a setting of the study.
 """
 
 from __future__ import annotations
@@ -55,6 +61,15 @@ GROUP_PLATE = "group"
 def plate_names(msg: dict) -> set[str]:
     """Names of the plates a NumPyro message's site sits in."""
     return {frame.name for frame in msg["cond_indep_stack"]}
+
+
+def check_intercept_centring(centring: str, intercept_centring: bool) -> None:
+    """Refuse ``intercept_centring`` without groups sampled centred (``centring = "model"``)."""
+    if intercept_centring and centring == "model":
+        raise ValueError(
+            "settings.intercept_centring: needs groups sampled centred; set settings.centring "
+            "to 'centred' or 'auto'"
+        )
 
 
 def sampled_spec(spec: ModelSpec, centring: str) -> ModelSpec:
@@ -99,17 +114,19 @@ def numpyro_centring(model: Callable[..., None]) -> Callable[..., None]:
     return reparameterised
 
 
-def intercept_column(X: Any) -> Any:
+def intercept_column(X: Any, xp: Any = None) -> Any:
     """1 at the first column of ``X`` that is all ones (the intercept), 0 elsewhere.
 
-    A JAX array, for NumPy and traced data alike. Data without an intercept column give all
-    zeros: `shear_to_intercept` then changes nothing.
+    An array of ``xp`` (default ``jax.numpy``, for NumPy and traced data alike; nutpie's density
+    takes it with ``xp = numpy`` as data). Data without an intercept column give all zeros:
+    the shear then changes nothing.
     """
-    import jax.numpy as jnp
+    if xp is None:
+        import jax.numpy as xp
 
-    X = jnp.asarray(X)
-    ones = jnp.all(X == 1.0, axis=0)
-    return (ones & (jnp.cumsum(ones) == 1)).astype(X.dtype)
+    X = xp.asarray(X)
+    ones = xp.all(X == 1.0, axis=0)
+    return (ones & (xp.cumsum(ones) == 1)).astype(X.dtype)
 
 
 def shear_to_intercept(params: dict, intercept: Any, centred: Any, sign: float) -> dict:

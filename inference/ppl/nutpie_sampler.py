@@ -67,6 +67,10 @@ class LogDensity:
     centred : pytensor shared variable or None
         With per-group centring (`reparameterise`): 1 where group ``j``'s effect is sampled
         centred, 0 where non-centred; set it before sampling.
+    intercept : pytensor shared variable or None
+        With per-group centring: the weights of ``beta`` in the intercept the centred groups
+        carry (`reparameterise`): `centring.intercept_column` of the data with
+        ``intercept_centring``, zeros without; set it before sampling.
     """
 
     model: Any
@@ -76,15 +80,19 @@ class LogDensity:
     expand: Any
     initial_point: Callable[[int], dict[str, np.ndarray]]
     centred: Any = None
+    intercept: Any = None
 
 
-def reparameterise(model: Any, value_vars: list[Any]) -> tuple[list[Any], dict, Any, Any]:
+def reparameterise(model: Any, value_vars: list[Any]) -> tuple[list[Any], dict, Any, Any, Any]:
     """Sample every Normal effect over the ``group`` dim centred or not, group by group.
 
-    An effect ``u ~ N(mu, sigma)`` gets a new input ``z`` with ``u = z`` where the shared
-    ``centred`` is 1 and ``u = mu + sigma z`` where it is 0; the log density is the model's at
-    that ``u`` plus the log-Jacobian ``sum log sigma`` over the non-centred groups, so in ``z``
-    it is the same posterior (`inference.ppl.centring`).
+    An effect ``u ~ N(mu, sigma)`` gets a new input ``z`` with ``u = z - beta @ intercept``
+    where the shared ``centred`` is 1 and ``u = mu + sigma z`` where it is 0; the log density is
+    the model's at that ``u`` plus the log-Jacobian ``sum log sigma`` over the non-centred
+    groups, so in ``z`` it is the same posterior (`inference.ppl.centring`). The shared
+    ``intercept`` holds zeros (a centred group's ``z`` is its ``u``) or, with
+    ``intercept_centring``, 1 at the intercept's column of ``X`` (its ``z`` is its own intercept
+    ``beta_0 + u_j``; a shear, so no Jacobian): one compiled density serves both.
 
     Returns
     -------
@@ -93,12 +101,14 @@ def reparameterise(model: Any, value_vars: list[Any]) -> tuple[list[Any], dict, 
     replacements : dict
         Value variable of each effect -> its expression in ``z``.
     log_jacobian : TensorVariable
-    centred : shared variable
+    centred, intercept : shared variable
     """
     import pytensor
     import pytensor.tensor as pt
 
     centred = pytensor.shared(np.ones(1), name="centred_groups", shape=(None,))
+    intercept = pytensor.shared(np.zeros(1), name="intercept_column", shape=(None,))
+    shift = pt.dot(model.rvs_to_values[model["beta"]], intercept)
     inputs, replacements, log_jacobian = list(value_vars), {}, pt.constant(0.0)
     for i, rv in enumerate(model.free_RVs):
         dims = model.named_vars_to_dims.get(rv.name, ())
@@ -107,11 +117,11 @@ def reparameterise(model: Any, value_vars: list[Any]) -> tuple[list[Any], dict, 
         mu, sigma = model.replace_rvs_by_values(rv.owner.op.dist_params(rv.owner))
         z = value_vars[i].type(name=f"{value_vars[i].name}_z")
         on = pt.eq(centred, 1.0)
-        replacements[value_vars[i]] = pt.switch(on, z, mu + sigma * z)
+        replacements[value_vars[i]] = pt.switch(on, z - shift, mu + sigma * z)
         log_sigma = pt.log(sigma) * pt.ones_like(z)
         log_jacobian = log_jacobian + pt.sum(pt.switch(on, 0.0, log_sigma))
         inputs[i] = z
-    return inputs, replacements, log_jacobian, centred
+    return inputs, replacements, log_jacobian, centred, intercept
 
 
 def compile_log_density(
@@ -155,9 +165,9 @@ def compile_log_density(
     logp = model.logp()
     constrained = {var.name: var for var in model.unobserved_value_vars}
     stored = [constrained[name] for name in outputs]
-    inputs, centred = value_vars, None
+    inputs, centred, intercept = value_vars, None, None
     if per_group_centring:
-        inputs, replacements, log_jacobian, centred = reparameterise(model, value_vars)
+        inputs, replacements, log_jacobian, centred, intercept = reparameterise(model, value_vars)
         logp = graph_replace(logp, replacements, strict=False) + log_jacobian
         stored = graph_replace(stored, replacements, strict=False)
     grad = pt.concatenate([g.ravel() for g in pytensor.grad(logp, inputs)])
@@ -175,6 +185,7 @@ def compile_log_density(
         expand=expand,
         initial_point=initial_point,
         centred=centred,
+        intercept=intercept,
     )
 
 

@@ -509,16 +509,12 @@ def nuts(
         The contract: ``posterior`` ``(chain, draw, ...)`` and ``sample_stats`` (``diverging``,
         ``tree_depth``, ``n_steps``, ``energy``, ``acceptance_rate``, ``step_size``, ``lp``).
     """
-    if settings.intercept_centring:
-        raise ValueError(
-            "settings.intercept_centring: an option of NumPyro's NUTS; nutpie's low_rank_mass "
-            "follows the same ridge"
-        )
     if settings.sampler == "nutpie":
         return _nuts_nutpie(spec, data, priors=priors, settings=settings, seed=seed)
-    if settings.low_rank_mass or settings.centring != "model":
+    if settings.low_rank_mass or settings.centring != "model" or settings.intercept_centring:
         raise ValueError(
-            "settings.low_rank_mass, settings.centring: options of sampler='nutpie' only"
+            "settings.low_rank_mass, settings.centring, settings.intercept_centring: options of "
+            "sampler='nutpie' only"
         )
     return _nuts_pymc(
         spec, data, priors=priors, settings=settings, seed=seed, progressbar=progressbar
@@ -593,6 +589,8 @@ def _resize(density: Any, data: RegressionData, settings: NutsSettings) -> None:
     if density.centred is not None:
         centred = centring.centred_groups(data, settings.centring)
         density.centred.set_value(centred.astype(np.float64))
+        intercept = centring.intercept_column(data.X, xp=np)
+        density.intercept.set_value(intercept * settings.intercept_centring)
 
 
 def _nuts_nutpie(
@@ -610,6 +608,7 @@ def _nuts_nutpie(
         raise ValueError(
             "settings.dense_mass: nutpie has no dense mass matrix; use low_rank_mass = true"
         )
+    centring.check_intercept_centring(settings.centring, settings.intercept_centring)
     grouped, reparameterised = data.group is not None, _per_group_centring(data, settings)
     sampled = centring.sampled_spec(spec, settings.centring).name
     key = ("nuts:nutpie", sampled, priors, data.n_coef, grouped, reparameterised)

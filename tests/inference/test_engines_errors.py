@@ -52,14 +52,15 @@ def test_nuts_settings_are_checked(data, backend):
     ("backend", "settings", "message"),
     [
         ("numpyro", {"intercept_centring": True}, r"intercept_centring: needs groups sampled"),
+        ("pymc", {"intercept_centring": True}, r"intercept_centring: needs groups sampled"),
         (
             "pymc",
-            {"intercept_centring": True, "centring": "centred"},
-            r"intercept_centring: an option of NumPyro's NUTS",
+            {"intercept_centring": True, "centring": "centred", "sampler": "pymc"},
+            r"settings.intercept_centring: options of sampler='nutpie' only",
         ),
     ],
 )
-def test_intercept_centring_needs_numpyro_and_centred_groups(data, backend, settings, message):
+def test_intercept_centring_needs_centred_groups_and_nutpie(data, backend, settings, message):
     with pytest.raises(ValueError, match=message):
         fit("random_intercept", data, backend=backend, method="nuts", settings=settings)
 

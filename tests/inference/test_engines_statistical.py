@@ -142,20 +142,25 @@ def test_dense_mass_matrix_unlocks_the_intercept_of_the_centred_model(backend, s
     assert ess[True] > 3 * ess[False], ess
 
 
-def test_numpyro_centred_groups_carry_their_intercept():
-    """With ``intercept_centring`` NumPyro samples a centred group's own intercept beta_0 + u_j:
+@pytest.mark.parametrize(
+    ("backend", "adapted"), [("numpyro", {"dense_mass": True}), ("pymc", {"low_rank_mass": True})]
+)
+def test_centred_groups_carry_their_intercept(backend, adapted):
+    """With ``intercept_centring`` NUTS samples a centred group's own intercept beta_0 + u_j:
     the ridge the diagonal mass matrix could not follow is gone, and the posterior is the one of
-    the model sampled as written with a dense mass matrix.
+    the model sampled as written with an adapted mass matrix (dense in NumPyro, low-rank in
+    nutpie).
 
-    Measured with these seeds: bulk ESS of beta_0 428 as written (diagonal mass), 4,697 with
-    the dense mass matrix, 3,711 centred on the intercept (diagonal mass).
+    Measured with these seeds, bulk ESS of beta_0 as written (diagonal mass), with the adapted
+    mass matrix, centred on the intercept (diagonal mass): NumPyro 428, 4,697, 3,711; nutpie
+    530, 4,299, 6,055 (sampling 2.4, 2.4 and 1.8 s).
     """
     data, _ = simulate("random_intercept", n_groups=20, n_per_group=20, seed=24)
     fits = {
-        name: fit("random_intercept", data, backend="numpyro", method="nuts", settings=s, seed=8)
+        name: fit("random_intercept", data, backend=backend, method="nuts", settings=s, seed=8)
         for name, s in (
             ("diagonal", NUTS),
-            ("dense", {**NUTS, "dense_mass": True}),
+            ("adapted", {**NUTS, **adapted}),
             ("centred", {**NUTS, "centring": "centred", "intercept_centring": True}),
         )
     }
@@ -163,7 +168,7 @@ def test_numpyro_centred_groups_carry_their_intercept():
     assert ess["centred"] > 5 * ess["diagonal"], ess
     assert int(fits["centred"].sample_stats.diverging.sum()) == 0
     names = ("beta", "u", "tau_e", "tau_u")
-    assert_agree(fits["centred"].posterior, fits["dense"].posterior, names)
+    assert_agree(fits["centred"].posterior, fits["adapted"].posterior, names)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ with its Jacobian."""
 import numpy as np
 
 from inference.ppl import nutpie_sampler
+from inference.ppl.centring import intercept_column
 from inference.ppl.pymc_engine import _resize
 from inference.settings import NutsSettings
 from models import MODELS, simulate
@@ -37,7 +38,9 @@ def test_one_compiled_density_serves_every_shape():
 
 
 def test_per_group_centring_adds_the_log_jacobian_of_the_non_centred_groups():
-    """log p(z) = log p_model(u) + sum over non-centred groups of log sigma_u, u = sigma_u z."""
+    """log p(z) = log p_model(u) + sum over non-centred groups of log sigma_u, u = sigma_u z;
+    a centred group's z is its u, or with the intercept weights set (``intercept_centring``) its
+    own intercept beta_0 + u_j (a shear: no Jacobian). One compiled density serves both."""
     data, _ = simulate("random_intercept", n_groups=6, n_obs=60, seed=3)
     model = SPEC.pymc_builder()(data, SPEC.priors())
     density = nutpie_sampler.compile_log_density(
@@ -46,13 +49,17 @@ def test_per_group_centring_adds_the_log_jacobian_of_the_non_centred_groups():
     centred = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
     density.centred.set_value(centred)
     values = _point(density, np.random.default_rng(1))
-    value, _ = nutpie_sampler._bound(density.logp_dlogp)(*values)
     named = dict(zip(density.value_names, values, strict=True))
     sigma_u = np.exp(-0.5 * named["tau_u_log__"])
-    u = np.where(centred == 1.0, named["u"], sigma_u * named["u"])
-    at_u = [u if name == "u" else v for name, v in named.items()]
-    expected = _model_logp(model, at_u, density.value_names) + 3 * np.log(sigma_u)
-    np.testing.assert_allclose(float(value), expected, rtol=1e-12)
+    intercept = intercept_column(data.X, xp=np)
+    np.testing.assert_array_equal(intercept, [1.0, 0.0, 0.0])
+    for weights, beta_0 in ((np.zeros(3), 0.0), (intercept, named["beta"][0])):
+        density.intercept.set_value(weights)
+        value, _ = nutpie_sampler._bound(density.logp_dlogp)(*values)
+        u = np.where(centred == 1.0, named["u"] - beta_0, sigma_u * named["u"])
+        at_u = [u if name == "u" else v for name, v in named.items()]
+        expected = _model_logp(model, at_u, density.value_names) + 3 * np.log(sigma_u)
+        np.testing.assert_allclose(float(value), expected, rtol=1e-12)
 
 
 def _n_nodes(function) -> int:

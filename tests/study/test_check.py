@@ -53,7 +53,8 @@ def test_the_fits_and_pairs_of_a_check():
         "conjugate/gibbs",
     ]
     assert {ref for _, ref in config.compare} == {"numpyro/nuts"}
-    assert config.fits[3].settings == {"centring": "auto", "intercept_centring": True}
+    for nuts in config.fits[3:5]:
+        assert nuts.settings == {"centring": "auto", "intercept_centring": True}
     assert "pymc/nuts" not in [f.label for f in check_config(table, model, quick=True).fits]
     assert reference_label("linear") == "conjugate/exact"
     key = expand(config)[0].key
