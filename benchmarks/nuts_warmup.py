@@ -30,6 +30,14 @@ at 0.85, and the reproduction keeps 1,000 and 0.95. nutpie with a diagonal mass 
 of the low-rank one (``--settings '{"low_rank_mass": false}'``, r20, 500 warm-up): M0 5/15
 (bulk ESS 288-595), M3 at 0.95 15/15 in 55.0 s, slower than low-rank at 0.85.
 
+Measured 2026-11-27 (the machine slower than the day before), PyMC, 500 warm-up draws: the
+groups through their own intercepts with the diagonal mass matrix (``--settings
+'{"low_rank_mass": false, "intercept_centring": true}'``) against the low-rank one, back to
+back: r20 M0 15/15 in 23.8 s against 15/15 in 35.1 s; r20 M3 at 0.85 15/15 in 63.8 s against
+15/15 in 90.0 s (at 0.95 15/15 in 96.5 s); n300 M0 10/15 in 21.7 s against 13/15 in 31.1 s
+(with 1,000 warm-up draws 10/15 in 29.5 s against 13/15 in 44.3 s). So the grid takes the shear
+and the reproduction keeps the low-rank mass matrix.
+
     python benchmarks/nuts_warmup.py [--backends numpyro pymc] [--models M ...]
         [--groups 5 10 20 50 100] [--seeds 1 2 3] [--warmups 1000 500]
         [--target-accepts 0.95] [--designs n300 r20] [--settings '{"low_rank_mass": false}']
