@@ -35,8 +35,11 @@ groups through their own intercepts with the diagonal mass matrix (``--settings
 '{"low_rank_mass": false, "intercept_centring": true}'``) against the low-rank one, back to
 back: r20 M0 15/15 in 23.8 s against 15/15 in 35.1 s; r20 M3 at 0.85 15/15 in 63.8 s against
 15/15 in 90.0 s (at 0.95 15/15 in 96.5 s); n300 M0 10/15 in 21.7 s against 13/15 in 31.1 s
-(with 1,000 warm-up draws 10/15 in 29.5 s against 13/15 in 44.3 s). So the grid takes the shear
-and the reproduction keeps the low-rank mass matrix.
+(with 1,000 warm-up draws 10/15 in 29.5 s against 13/15 in 44.3 s). With ``centring = "auto"``
+(groups under 20 rows non-centred) and the shear, n300 with 1,000 warm-up draws: M0 13/15 in
+35.9 s but with divergences (2 and 10) at Q = 5 and 10, M3 at 0.95 11/15 in 58.3 s (low-rank:
+15/15 in 59.9 s the day before). So the grid takes the shear and the reproduction keeps the
+low-rank mass matrix.
 
     python benchmarks/nuts_warmup.py [--backends numpyro pymc] [--models M ...]
         [--groups 5 10 20 50 100] [--seeds 1 2 3] [--warmups 1000 500]
