@@ -263,4 +263,9 @@ def _validated(settings: Any) -> Any:
         raise ValueError(
             f"settings.target_accept: expected a value in (0, 1), got {settings.target_accept}"
         )
+    if getattr(settings, "intercept_centring", False) and settings.centring == "model":
+        raise ValueError(
+            "settings.intercept_centring: needs groups sampled centred; set settings.centring "
+            "to 'centred' or 'auto'"
+        )
     return settings

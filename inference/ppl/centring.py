@@ -63,15 +63,6 @@ def plate_names(msg: dict) -> set[str]:
     return {frame.name for frame in msg["cond_indep_stack"]}
 
 
-def check_intercept_centring(centring: str, intercept_centring: bool) -> None:
-    """Refuse ``intercept_centring`` without groups sampled centred (``centring = "model"``)."""
-    if intercept_centring and centring == "model":
-        raise ValueError(
-            "settings.intercept_centring: needs groups sampled centred; set settings.centring "
-            "to 'centred' or 'auto'"
-        )
-
-
 def sampled_spec(spec: ModelSpec, centring: str) -> ModelSpec:
     """The model NUTS samples: ``spec`` for ``"model"``, else its centred form."""
     from models import MODELS

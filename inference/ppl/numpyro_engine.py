@@ -570,7 +570,6 @@ def nuts(
             "settings.sampler, settings.low_rank_mass: PyMC's NUTS options; NumPyro runs its own "
             "kernel (use dense_mass for correlated posteriors)"
         )
-    centring.check_intercept_centring(settings.centring, settings.intercept_centring)
     sampled = centring.sampled_spec(spec, settings.centring)
     key = problem_key("nuts", sampled, data, priors, settings, CHAIN_METHOD)
     program, compile_time = _PROGRAMS.get(key, lambda: _build_nuts(spec, data, priors, settings))

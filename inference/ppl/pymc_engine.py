@@ -608,7 +608,6 @@ def _nuts_nutpie(
         raise ValueError(
             "settings.dense_mass: nutpie has no dense mass matrix; use low_rank_mass = true"
         )
-    centring.check_intercept_centring(settings.centring, settings.intercept_centring)
     grouped, reparameterised = data.group is not None, _per_group_centring(data, settings)
     sampled = centring.sampled_spec(spec, settings.centring).name
     key = ("nuts:nutpie", sampled, priors, data.n_coef, grouped, reparameterised)
