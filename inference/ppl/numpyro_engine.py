@@ -70,6 +70,7 @@ from inference.ppl.padding import (
     trim_draws,
 )
 from inference.ppl.programs import ProgramCache, problem_key
+from inference.ppl.xla_compile import compile_program
 from inference.settings import AdviSettings, NutsSettings
 from inference.vi import (
     LOOP_SETTINGS,
@@ -277,8 +278,9 @@ def _build_svi(
         return predictive(key, *arrays), params
 
     arrays = padded_arrays(data, padding)
+    rows = padding.padded_obs
     key = random.PRNGKey(0)
-    init = jax.jit(svi_init.init).lower(key, *arrays).compile()
+    init = compile_program(jax.jit(svi_init.init).lower(key, *arrays), rows)
     # `SVI.init` records the (static) transforms of the guide's parameters; share them.
     svi_run.constrain_fn = svi_draw.constrain_fn = svi_init.constrain_fn
     state = jax.eval_shape(svi_init.init, key, *arrays)
@@ -290,9 +292,9 @@ def _build_svi(
     dense_sites, transforms = _layout(guide_init)
     return _SviProgram(
         init=init,
-        window=jax.jit(window).lower(state, raw, *arrays).compile(),
-        raw_params=jax.jit(raw_params).lower(state).compile(),
-        draw=jax.jit(draw).lower(key, raw, *arrays).compile(),
+        window=compile_program(jax.jit(window).lower(state, raw, *arrays), rows),
+        raw_params=compile_program(jax.jit(raw_params).lower(state), rows),
+        draw=compile_program(jax.jit(draw).lower(key, raw, *arrays), rows),
         dense_sites=dense_sites,
         transforms=transforms,
         padded_shape=padding.shape,
@@ -495,7 +497,8 @@ def _build_nuts(
         return jax.vmap(one_chain, in_axes=(0,) + (None,) * len(args))(keys, *args)
 
     keys = random.split(random.PRNGKey(0), settings.num_chains)
-    return jax.jit(run).lower(keys, *_nuts_arrays(data, settings)).compile()
+    lowered = jax.jit(run).lower(keys, *_nuts_arrays(data, settings))
+    return compile_program(lowered, data.n_obs)
 
 
 def _coordinates(args: tuple[Any, ...], intercept_centring: bool) -> tuple[Callable, Callable]:
