@@ -1,20 +1,28 @@
 """XLA compilation of NumPyro's programs, with cheaper code generation for small data.
 
-XLA's CPU backend generates each fused kernel with its *fusion emitters* (the default since
-JAX 0.5) or, with ``xla_cpu_use_fusion_emitters=False``, with its older elemental emitter. The
-older one compiles a program faster, and the kernels it makes are slower on large arrays. For
-the small data sets of the study and the tests compiling is most of a fit, so `compile_program`
-turns the fusion emitters off for programs compiled for at most `FAST_COMPILE_MAX_ROWS` rows.
+XLA's CPU backend generates each fused kernel with its *fusion emitters* (its default in the
+JAX this project installs) or, with ``xla_cpu_use_fusion_emitters=False``, with its older
+elemental emitter. The older one compiles a program faster, and the kernels it makes are slower
+on large arrays. For the small data sets of the study and the tests compiling is most of a fit,
+so `compile_program` turns the fusion emitters off for programs compiled for at most
+`FAST_COMPILE_MAX_ROWS` rows.
 
-Measured 2026-11-27 (2 cores, fresh processes, no persistent cache, compile and run seconds of
-NUTS and mean-field ADVI on M0 and M3, 20 rows per group; `benchmarks/xla_compile.py`):
+Measured 2026-11-27 with `benchmarks/xla_compile.py` (2 cores; fresh processes without the
+persistent cache; NUTS and mean-field ADVI on M0 and M3 with 20 rows per group; medians of 3,
+this module against XLA's defaults; compile seconds include tracing and lowering):
 
-- Q = 50 (1,000 rows): the four programs compiled (tracing included) in 11.5-11.9 s instead of
-  15.7-17.4 s and ran in 6.1-6.7 s instead of 5.7-6.3 s;
-- Q = 100 (2,000 rows): 11.8 and 12.2 s against 15.6 s compiling, running 1.25 s (11 %) slower;
-- Q = 200 (4,000 rows): running 5 s slower, saving 1-2.5 s of compiling;
-- Q = 1,000 and 10,000 (20,000 and 200,000 rows): NUTS ran in 112 s instead of 79 s and ADVI at
-  Q = 10,000 in 71 s instead of 49 s.
+- Q = 10 (200 rows): NUTS compiled in 6.6 s instead of 8.1, ADVI in 6.5 s instead of 7.6; a
+  NUTS leapfrog step took 16.9 us instead of 14.4, an ADVI step 72 us instead of 66: 0.2 s
+  more running in all;
+- Q = 50 (1,000 rows): NUTS 6.7 s instead of 8.2, ADVI 6.5 s instead of 8.9; 46 against 43 us
+  per leapfrog step, 98 against 94 us per ADVI step: again 0.2 s more running;
+- Q = 100 (2,000 rows): 3.7 s less compiling, 1.4 s (12 %) more running; Q = 200 (4,000
+  rows): 3.6 s less compiling, 6 s (23 %) more running;
+- Q = 1,000 and 10,000: NUTS at Q = 1,000 ran 112 s instead of 79, ADVI at Q = 10,000 71 s
+  instead of 49.
+
+Issue 13's grid, cold: NumPyro's NUTS compiled in 56.9 s instead of 82.1 (summed over its 16
+fits; two runs an hour apart).
 
 The option is a per-program compiler option (not ``XLA_FLAGS``): nothing to set before JAX
 starts, and JAX's persistent cache keys each program with its options. A jaxlib that does not
