@@ -41,6 +41,13 @@ back: r20 M0 15/15 in 23.8 s against 15/15 in 35.1 s; r20 M3 at 0.85 15/15 in 63
 15/15 in 59.9 s the day before). So the grid takes the shear and the reproduction keeps the
 low-rank mass matrix.
 
+Measured 2026-11-27, later, with XLA's older emitter for small programs
+(`inference.ppl.xla_compile`), NumPyro's M0 on n300 with 1,000 warm-up draws at target
+acceptance 0.8 / 0.9 (the default) / 0.95: 12/15 (1 divergence) in 18.6 s, 12/15 (2
+divergences, Q = 10 on seed 1, as in the reproduction) in 23.5 s, 14/15 (no divergence; ESS
+217-469 at Q = 100 on seeds 2 and 3 at every setting) in 27.6 s. So the reproduction samples
+NumPyro's M0 at 0.95.
+
     python benchmarks/nuts_warmup.py [--backends numpyro pymc] [--models M ...]
         [--groups 5 10 20 50 100] [--seeds 1 2 3] [--warmups 1000 500]
         [--target-accepts 0.95] [--designs n300 r20] [--settings '{"low_rank_mass": false}']
