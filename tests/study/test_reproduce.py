@@ -77,12 +77,14 @@ def test_reproduce_writes_every_promised_file(tmp_path):
 
 def test_tiny_sizes_override_the_packaged_settings_and_keep_the_rest():
     """The packaged NumPyro NUTS of the Gaussian models samples them centred on the intercept
-    with the default draws: --tiny shrinks the draws and keeps the centring."""
+    at target acceptance 0.95 with the default draws: --tiny shrinks the draws and keeps the
+    rest."""
 
     def gaussian_fits(config):
         return {f.label: f for f in config.fits if "random_intercept" in f.models}
 
     full, tiny = gaussian_fits(reproduction_study()), gaussian_fits(reproduction_study(tiny=True))
-    assert full["numpyro/nuts"].settings == {"centring": "centred", "intercept_centring": True}
+    packaged = {"centring": "centred", "intercept_centring": True, "target_accept": 0.95}
+    assert full["numpyro/nuts"].settings == packaged
     assert tiny["numpyro/nuts"].settings["num_draws"] == 100
-    assert tiny["numpyro/nuts"].settings["centring"] == full["numpyro/nuts"].settings["centring"]
+    assert {key: tiny["numpyro/nuts"].settings[key] for key in packaged} == packaged
