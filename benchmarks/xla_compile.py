@@ -37,6 +37,17 @@ FITS = (
     ("logistic_random_intercept", "advi", {}),
 )
 ARMS = {"fast compile": 10**9, "XLA default": 0}
+TOTALS = (
+    "compile_s",
+    "run_s",
+    "nuts_compile_s",
+    "nuts_s",
+    "leapfrogs",
+    "advi_compile_s",
+    "advi_s",
+    "advi_steps",
+)
+"""What a child adds up over its fits."""
 
 
 def child(max_rows: int, n_groups: int) -> dict[str, float]:
@@ -46,8 +57,7 @@ def child(max_rows: int, n_groups: int) -> dict[str, float]:
     from inference.ppl import xla_compile
 
     xla_compile.FAST_COMPILE_MAX_ROWS = max_rows
-    names = ["compile_s", "run_s", "nuts_compile_s", "nuts_s", "leapfrogs"]
-    out = dict.fromkeys([*names, "advi_compile_s", "advi_s", "advi_steps"], 0.0)
+    out = dict.fromkeys(TOTALS, 0.0)
     for model, method, settings in FITS:
         data, _ = models.simulate(model, n_groups=n_groups, n_per_group=ROWS_PER_GROUP, seed=1)
         settings = {**settings, "num_warmup": 500} if method == "nuts" else settings

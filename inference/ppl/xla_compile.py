@@ -9,7 +9,8 @@ so `compile_program` turns the fusion emitters off for programs compiled for at 
 
 Measured 2026-11-27 with `benchmarks/xla_compile.py` (2 cores; fresh processes without the
 persistent cache; NUTS and mean-field ADVI on M0 and M3 with 20 rows per group; medians of 3,
-this module against XLA's defaults; compile seconds include tracing and lowering):
+this module against XLA's defaults; compile and run seconds summed over M0 and M3 and
+including tracing and lowering):
 
 - Q = 10 (200 rows): NUTS compiled in 6.6 s instead of 8.1, ADVI in 6.5 s instead of 7.6; a
   NUTS leapfrog step took 16.9 us instead of 14.4, an ADVI step 72 us instead of 66: 0.2 s
