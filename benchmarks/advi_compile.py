@@ -34,11 +34,24 @@
   Measured 2026-11-25 on the logistic model: -O1 compiled the first program in 25 s instead of
   29.5 at the same speed, and -O0 in 21 s running half as fast; either would need PyTensor's
   flags set for the user's whole process (and a second set of C modules in their cache).
+- ``pytensor-mode`` (not kept): PyTensor's backend for PyMC's ADVI step function (M0, Q = 20,
+  15 rows per group), two fresh processes on one new compile directory (cold, then warm).
+  Measured 2026-11-27 (2 cores), mean-field: C (the default) compiled in 30.0 s cold and 3.0 s
+  warm and ran 59 us per step warm; numba 31.3 s and 7.7 s, 238 us; C without elementwise
+  fusion 48 s (more, smaller C modules) and 2.7 s, 124 us. Block: C 49.2 s and 4.9 s, 191 us;
+  numba 43.8 s and 13.3 s, 247 us. JAX often fails to compile the step function ("Shapes must
+  be 1D sequences of concrete values": shapes that follow the model's ``pm.Data`` dims are
+  not static under ``jax.jit``). It compiled M0's mean-field q in 5 of 8 tries (3.6-5.5 s
+  cold, then 169-228 us per step), M3's in 1 of 2, the block q in none of 3. Each step of
+  the C function still runs three ops in Python (the normal draws and two ``Gemv`` through
+  SciPy: PyTensor finds no BLAS to link against in a pip install), about half its time
+  under cProfile.
 
 Every arm runs ``--repeats`` times, alternating; medians are printed with the ratio. On a shared
 machine compare only numbers from one invocation.
 
-    python benchmarks/advi_compile.py [padding|particles|persistent|host-loop|xla-opt|gcc-opt ...]
+    python benchmarks/advi_compile.py [padding|particles|persistent|host-loop|xla-opt|gcc-opt
+        |pytensor-mode ...]
         [--repeats 3]
 """
 
@@ -193,6 +206,64 @@ def gcc_arm(cxxflags: str) -> dict[str, float]:
     return _fresh_process("pymc", "block", (20, 100), PYTENSOR_FLAGS=flags)
 
 
+def step_function_times(mode: str, family: str, n_groups: int = 20, steps: int = 3000) -> str:
+    """Build PyMC's ADVI step function for M0 (``n_groups`` groups of 15 rows) with PyTensor's
+    ``mode`` (``"C"``: the default; ``"C-nofusion"``: without elementwise fusion; ``"JAX"``,
+    ``"NUMBA"``) and time it as the engine uses it: seconds to build and compile, microseconds
+    per step over ``steps`` steps and the mean loss of the last 500 (the same run in every mode).
+    Printed as one line for `pytensor_mode_arm`."""
+    import numpy as np
+    import pymc as pm
+    import pytensor
+    from pytensor.compile.mode import get_default_mode
+
+    from inference.ppl.pymc_engine import _approximation
+    from models import get_model, simulate
+
+    spec = get_model("random_intercept")
+    data = simulate(spec.name, n_groups=n_groups, n_per_group=15, seed=1)[0]
+    modes = {"C": None, "C-nofusion": get_default_mode().excluding("fusion")}
+    compile_kwargs = {"mode": modes.get(mode, mode)}
+    started = time.perf_counter()
+    model = spec.pymc_builder()(data, spec.priors())
+    inference = _approximation(model, spec, family, 0.1)
+    step = inference.objective.step_function(
+        obj_n_mc=1 if family == "mean_field" else 4,
+        obj_optimizer=pm.adam(learning_rate=pytensor.shared(np.float64(0.01))),
+        score=True,
+        compile_kwargs=compile_kwargs,
+    )
+    step()
+    compiled = time.perf_counter()
+    losses = [float(step()) for _ in range(steps)]
+    per_step = (time.perf_counter() - compiled) / steps
+    return f"{compiled - started} {1e6 * per_step} {np.mean(losses[-500:])}"
+
+
+def pytensor_mode_arm(mode: str, family: str) -> dict[str, float]:
+    """`step_function_times` in two fresh processes sharing a new, empty PyTensor compile
+    directory: cold (every C module compiled by gcc, every numba function by LLVM) and warm
+    (what the first process left on disk; JAX keeps nothing there)."""
+    code = (
+        "from benchmarks.advi_compile import step_function_times; "
+        f"print(step_function_times({mode!r}, {family!r}))"
+    )
+    flags = f"base_compiledir={tempfile.mkdtemp(prefix='vistudy-pytensor-')}"
+    env = {**os.environ, "PYTENSOR_FLAGS": flags, "PYTHONPATH": os.getcwd()}
+    out = {}
+    for label in ("cold", "warm"):
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        if run.returncode:  # e.g. JAX: "Shapes must be 1D sequences of concrete values"
+            errors = [line for line in run.stderr.splitlines() if "Error:" in line]
+            reason = errors[-1] if errors else run.stderr[-300:]
+            print(f"  {mode} {family} {label}: failed, {reason}")
+            values = [float("nan")] * 3
+        else:
+            values = [float(v) for v in run.stdout.split()[-3:]]
+        out |= {f"{label}_compile_s": values[0], f"{label}_us_per_step": values[1]}
+    return out | {"loss": values[2]}
+
+
 def _compare(name: str, arms: dict[str, callable], repeats: int) -> None:
     results: dict[str, list[dict[str, float]]] = {label: [] for label in arms}
     for _ in range(repeats):
@@ -251,6 +322,13 @@ def main() -> None:
     if "gcc-opt" in args.levers:
         arms = {"gcc default (-O3)": lambda: gcc_arm(""), "gcc -O1": lambda: gcc_arm("-O1")}
         _compare("PyMC ADVI:block Q = 20 + 100, empty C cache", arms, args.repeats)
+    if "pytensor-mode" in args.levers:
+        modes = {"mean_field": ("C", "JAX", "NUMBA", "C-nofusion"), "block": ("C", "JAX", "NUMBA")}
+        for family in ("mean_field", "block"):
+            arms = {
+                mode: lambda m=mode, f=family: pytensor_mode_arm(m, f) for mode in modes[family]
+            }
+            _compare(f"PyMC ADVI:{family} M0 Q = 20, the step function", arms, args.repeats)
     if "persistent" in args.levers:
         cache = tempfile.mkdtemp(prefix="vistudy-jax-")
         arms = {
