@@ -171,6 +171,12 @@ def host_loop_arm(family: str) -> dict[str, float]:
     return out
 
 
+def _child(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new Python process on this checkout with ``env`` set; its output."""
+    env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
 def _fresh_process(backend: str, family: str, groups: tuple[int, ...], **env: str) -> dict:
     """ADVI of ``family`` at each of ``groups`` in a new process with ``env`` set: wall time
     of the process, compile and run seconds summed over the fits."""
@@ -179,12 +185,10 @@ def _fresh_process(backend: str, family: str, groups: tuple[int, ...], **env: st
         f"times = [_fit({backend!r}, {family!r}, q)[:2] for q in {groups!r}]; "
         "print(sum(c for c, _ in times), sum(r for _, r in times))"
     )
-    env = {**os.environ, **env, "PYTHONPATH": os.getcwd()}
     started = time.perf_counter()
-    output = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
-    compile_s, run_s = (float(v) for v in output[-2:])
+    run = _child(code, **env)
+    run.check_returncode()
+    compile_s, run_s = (float(v) for v in run.stdout.split()[-2:])
     return {"process_s": time.perf_counter() - started, "compile_s": compile_s, "run_s": run_s}
 
 
@@ -198,10 +202,15 @@ def xla_arm(flags: str) -> dict[str, float]:
     return _fresh_process("numpyro", "block", (20, 100), VISTUDY_CACHE_DIR="", XLA_FLAGS=flags)
 
 
+def _empty_compiledir() -> str:
+    """``PYTENSOR_FLAGS`` for a new, empty PyTensor compile directory."""
+    return f"base_compiledir={tempfile.mkdtemp(prefix='vistudy-pytensor-')}"
+
+
 def gcc_arm(cxxflags: str) -> dict[str, float]:
     """PyMC block ADVI at Q = 20 and 100 with an empty PyTensor compile directory (every C
     module compiled by gcc), with ``gcc__cxxflags`` (the default when empty)."""
-    flags = f"base_compiledir={tempfile.mkdtemp(prefix='vistudy-pytensor-')}"
+    flags = _empty_compiledir()
     flags += f",gcc__cxxflags={cxxflags}" if cxxflags else ""
     return _fresh_process("pymc", "block", (20, 100), PYTENSOR_FLAGS=flags)
 
@@ -209,27 +218,31 @@ def gcc_arm(cxxflags: str) -> dict[str, float]:
 def step_function_times(mode: str, family: str, n_groups: int = 20, steps: int = 3000) -> str:
     """Build PyMC's ADVI step function for M0 (``n_groups`` groups of 15 rows) with PyTensor's
     ``mode`` (``"C"``: the default; ``"C-nofusion"``: without elementwise fusion; ``"JAX"``,
-    ``"NUMBA"``) and time it as the engine uses it: seconds to build and compile, microseconds
-    per step over ``steps`` steps and the mean loss of the last 500 (the same run in every mode).
-    Printed as one line for `pytensor_mode_arm`."""
+    ``"NUMBA"``), from the engine's default settings of ``family``, and time it: seconds to
+    build and compile, microseconds per step over ``steps`` steps at a fixed step size (the
+    engine also sets the step size before each step) and the mean loss of the last 500 (the same
+    run in every mode). Printed as one line for `pytensor_mode_arm`."""
     import numpy as np
     import pymc as pm
     import pytensor
     from pytensor.compile.mode import get_default_mode
 
+    from inference import resolve_settings
     from inference.ppl.pymc_engine import _approximation
     from models import get_model, simulate
 
     spec = get_model("random_intercept")
+    settings = resolve_settings("pymc", "advi", family=family)
     data = simulate(spec.name, n_groups=n_groups, n_per_group=15, seed=1)[0]
     modes = {"C": None, "C-nofusion": get_default_mode().excluding("fusion")}
     compile_kwargs = {"mode": modes.get(mode, mode)}
     started = time.perf_counter()
     model = spec.pymc_builder()(data, spec.priors())
-    inference = _approximation(model, spec, family, 0.1)
+    inference = _approximation(model, spec, family, settings.init_scale)
+    learning_rate = pytensor.shared(np.float64(settings.learning_rate))
     step = inference.objective.step_function(
-        obj_n_mc=1 if family == "mean_field" else 4,
-        obj_optimizer=pm.adam(learning_rate=pytensor.shared(np.float64(0.01))),
+        obj_n_mc=settings.num_particles,
+        obj_optimizer=pm.adam(learning_rate=learning_rate),
         score=True,
         compile_kwargs=compile_kwargs,
     )
@@ -248,11 +261,10 @@ def pytensor_mode_arm(mode: str, family: str) -> dict[str, float]:
         "from benchmarks.advi_compile import step_function_times; "
         f"print(step_function_times({mode!r}, {family!r}))"
     )
-    flags = f"base_compiledir={tempfile.mkdtemp(prefix='vistudy-pytensor-')}"
-    env = {**os.environ, "PYTENSOR_FLAGS": flags, "PYTHONPATH": os.getcwd()}
+    flags = _empty_compiledir()
     out = {}
     for label in ("cold", "warm"):
-        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        run = _child(code, PYTENSOR_FLAGS=flags)
         if run.returncode:  # e.g. JAX: "Shapes must be 1D sequences of concrete values"
             errors = [line for line in run.stderr.splitlines() if "Error:" in line]
             reason = errors[-1] if errors else run.stderr[-300:]
