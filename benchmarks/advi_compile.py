@@ -30,10 +30,16 @@
   ran in 5.5 s instead of 2.3; level 1 compiled in 8.7 s (8 % less, 6 s of the reproduction's
   cold 330 s of compilation) at the same speed, not worth flags that must be set before JAX
   starts, in every process, and that split JAX's persistent cache.
-- ``gcc-opt`` (not kept): gcc's optimisation of PyTensor's C modules for cold PyMC block ADVI.
-  Measured 2026-11-25 on the logistic model: -O1 compiled the first program in 25 s instead of
-  29.5 at the same speed, and -O0 in 21 s running half as fast; either would need PyTensor's
-  flags set for the user's whole process (and a second set of C modules in their cache).
+- ``gcc-opt``: gcc's commands for PyTensor's C modules, cold PyMC block ADVI (M0, Q = 20 +
+  100, an empty compile directory): the engine's precompiled header and ``-g0``
+  (`inference.ppl.c_compile`, kept), PyTensor's own commands, and the engine's with ``-O1``
+  (not kept). Measured 2026-11-27 (medians of 2): the engine compiled in 34.3 s, PyTensor's
+  commands in 58.2 s, the engine with ``-O1`` in 28.5 s (its floating point may differ: not
+  worth 6 s); before the header, ``-O1 -g0`` 45.7 s and ``-O1`` alone 54.2 s against 57.9 s,
+  each at the same speed; 2026-11-25 on the logistic model,
+  -O0 compiled in 21 s instead of 29.5 s and ran half as fast. With the header, M0 and M3,
+  mean-field and block at Q = 20 (four fits, one process each way): 53.5 s compiling instead
+  of 92.3 s, the same draws to the last bit.
 - ``pytensor-mode`` (not kept): PyTensor's backend for PyMC's ADVI step function (M0, Q = 20,
   15 rows per group), two fresh processes on one new compile directory (cold, then warm).
   Measured 2026-11-27 (2 cores), mean-field: C (the default) compiled in 30.0 s cold and 3.0 s
@@ -177,11 +183,13 @@ def _child(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
 
 
-def _fresh_process(backend: str, family: str, groups: tuple[int, ...], **env: str) -> dict:
-    """ADVI of ``family`` at each of ``groups`` in a new process with ``env`` set: wall time
-    of the process, compile and run seconds summed over the fits."""
+def _fresh_process(
+    backend: str, family: str, groups: tuple[int, ...], *, setup: str = "", **env: str
+) -> dict:
+    """ADVI of ``family`` at each of ``groups`` in a new process with ``env`` set, after running
+    ``setup``: wall time of the process, compile and run seconds summed over the fits."""
     code = (
-        "from benchmarks.advi_compile import _fit; "
+        f"{setup}; from benchmarks.advi_compile import _fit; "
         f"times = [_fit({backend!r}, {family!r}, q)[:2] for q in {groups!r}]; "
         "print(sum(c for c, _ in times), sum(r for _, r in times))"
     )
@@ -207,12 +215,14 @@ def _empty_compiledir() -> str:
     return f"base_compiledir={tempfile.mkdtemp(prefix='vistudy-pytensor-')}"
 
 
-def gcc_arm(cxxflags: str) -> dict[str, float]:
+def gcc_arm(cxxflags: str, precompiled: bool = True) -> dict[str, float]:
     """PyMC block ADVI at Q = 20 and 100 with an empty PyTensor compile directory (every C
-    module compiled by gcc), with ``gcc__cxxflags`` (the default when empty)."""
+    module compiled by gcc), with ``gcc__cxxflags`` (the default when empty) and the engine's
+    precompiled header and ``-g0`` (`inference.ppl.c_compile`) or PyTensor's own commands."""
     flags = _empty_compiledir()
     flags += f",gcc__cxxflags={cxxflags}" if cxxflags else ""
-    return _fresh_process("pymc", "block", (20, 100), PYTENSOR_FLAGS=flags)
+    setup = f"from inference.ppl import c_compile; c_compile.ENABLED = {precompiled}"
+    return _fresh_process("pymc", "block", (20, 100), setup=setup, PYTENSOR_FLAGS=flags)
 
 
 def step_function_times(mode: str, family: str, n_groups: int = 20, steps: int = 3000) -> str:
@@ -332,7 +342,11 @@ def main() -> None:
         }
         _compare("NumPyro ADVI:block Q = 20 + 100, cold", arms, args.repeats)
     if "gcc-opt" in args.levers:
-        arms = {"gcc default (-O3)": lambda: gcc_arm(""), "gcc -O1": lambda: gcc_arm("-O1")}
+        arms = {
+            "engine (header, -g0)": lambda: gcc_arm(""),
+            "PyTensor's (-O3 -g)": lambda: gcc_arm("", precompiled=False),
+            "engine and -O1": lambda: gcc_arm("-O1"),
+        }
         _compare("PyMC ADVI:block Q = 20 + 100, empty C cache", arms, args.repeats)
     if "pytensor-mode" in args.levers:
         modes = {"mean_field": ("C", "JAX", "NUMBA", "C-nofusion"), "block": ("C", "JAX", "NUMBA")}

@@ -44,6 +44,11 @@ NUTS
     which builds and compiles its sampler's functions inside every call (a fraction of a second
     with the model cached and PyTensor's C cache warm); ``compile_time_s`` is its wall time minus
     its own ``sampling_time`` (plus the model build on the first fit).
+
+Both run within `inference.ppl.c_compile.c_compilation`: the C modules PyTensor compiles for
+them are compiled by gcc with their common headers precompiled and without debug information
+(the same machine code; block ADVI of M0 at Q = 20 + 100 from an empty compile directory: 34 s
+compiling instead of 58 s).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ import arviz as az
 import numpy as np
 
 from inference.contract import build_inference_data
+from inference.ppl.c_compile import c_compilation
 from inference.ppl.padding import Padding, padding_of, spec_dims, trim_dense, trim_draws
 from inference.ppl.programs import ProgramCache, problem_key
 from inference.settings import AdviSettings, NutsSettings
@@ -394,6 +400,7 @@ def _cholesky(group: Any, params: dict[str, np.ndarray]) -> np.ndarray:
     return L
 
 
+@c_compilation()
 def advi(
     spec: ModelSpec,
     data: RegressionData,
@@ -475,6 +482,7 @@ def _sample(pm: Any, model: Any, settings: NutsSettings, seed: int, progressbar:
     )
 
 
+@c_compilation()
 def nuts(
     spec: ModelSpec,
     data: RegressionData,
