@@ -10,6 +10,8 @@ built once per compile directory and set of flags, in about a second) and writes
 information. The machine code is the same: the same ``-O3``, target and code-generation flags
 (``-g`` does not change the code gcc generates).
 
+- Only `CLinker`'s modules: PyTensor's helper modules (``cutils_ext``, ``lazylinker_ext``)
+  are imported, and so compiled if need be, before the flags change.
 - The header is built with the flags PyTensor gives an elementwise module (its `CLinker`'s
   compile arguments, PyMC's ``gcc__cxxflags`` among them). gcc checks a precompiled header
   against each compilation (target, code-generation options, macros) and silently parses the
@@ -76,6 +78,9 @@ def c_compilation() -> Iterator[None]:
     if not ENABLED or not pytensor.config.cxx:
         yield
         return
+    # PyTensor's own helper modules (not CLinker's): compiled, if they must be, as PyTensor does
+    from pytensor.link.c import cutils, lazylinker_c  # noqa: F401
+
     user_flags = pytensor.config.gcc__cxxflags
     flags = f"{user_flags} {NO_DEBUG_INFO}".strip()
     header = _precompiled_header(flags)

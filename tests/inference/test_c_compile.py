@@ -40,8 +40,8 @@ def compile_commands(monkeypatch):
 def test_modules_compile_with_the_precompiled_header_and_gcc_accepts_it(compile_commands, tmp_path):
     with c_compile.c_compilation():
         function, _ = _unique_function(compile_commands)
-    modules = [c for c in compile_commands if c[-1].startswith("-l") and "-include" in c]
-    assert modules, compile_commands
+    modules = [c for c in compile_commands if "-include" in c]
+    assert modules and all("-O3" in c for c in modules), compile_commands  # CLinker's alone
     command = modules[-1]
     header = command[command.index("-include") + 1]
     assert header.endswith("pytensor_headers.h") and "-g0" in command
@@ -62,7 +62,7 @@ def test_the_module_computes_what_pytensors_default_module_computes(compile_comm
     x = pytensor.tensor.dvector("x")
     expression = pytensor.tensor.exp(x) * constant + pytensor.tensor.log1p(x * x)
     theirs = pytensor.function([x], expression)  # PyTensor's flags: another module
-    commands = [c for c in compile_commands if c[-1].startswith("-l")]
+    commands = [c for c in compile_commands if "-O3" in c]
     assert ["-include" in c for c in commands[-2:]] == [True, False]
     np.testing.assert_array_equal(ours(values), theirs(values))
 
