@@ -6,7 +6,8 @@ parsing them, and writing debug information, is most of gcc's half second per mo
 `c_compilation` (around each PyMC fit, `inference.ppl.pymc_engine`) the modules are compiled
 with ``-g0 -include <compiledir>/vistudy-pch-<hash>/pytensor_headers.h`` added to
 ``gcc__cxxflags``: gcc reads those headers from a precompiled header (``.gch``, about 35 MB,
-built once per compile directory and set of flags, in about a second) and writes no debug
+built in about a second once per compile directory, set of flags and versions of Python, NumPy,
+PyTensor and gcc, which gcc does not check) and writes no debug
 information. The machine code is the same: the same ``-O3``, target and code-generation flags
 (``-g`` does not change the code gcc generates).
 
@@ -107,7 +108,8 @@ def _precompiled_header(flags: str) -> Path | None:
         logger.info("no precompiled header for PyTensor's modules: %s", error)
         _headers_by_flags[key] = None
         return None
-    digest = hashlib.sha256("\0".join([*command, *HEADERS]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\0".join([*command, *HEADERS, *_versions()]).encode())
+    digest = digest.hexdigest()[:16]
     header = Path(compiledir) / f"vistudy-pch-{digest}" / "pytensor_headers.h"
     if " " in str(header):  # PyTensor splits gcc__cxxflags at spaces
         header = None
@@ -115,6 +117,19 @@ def _precompiled_header(flags: str) -> Path | None:
         header = _build(header, command)
     _headers_by_flags[key] = header
     return header
+
+
+def _versions() -> tuple[str, ...]:
+    """What the headers' text depends on beyond the command: gcc does not check a precompiled
+    header against the headers it was built from, so a new Python, NumPy, PyTensor or gcc gets a
+    header of its own."""
+    import sys
+
+    import numpy
+    import pytensor
+    from pytensor.link.c.cmodule import GCC_compiler
+
+    return (sys.version, numpy.__version__, pytensor.__version__, GCC_compiler.version_str())
 
 
 def _gch_exists(header: Path | None) -> bool:

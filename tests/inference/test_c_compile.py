@@ -90,3 +90,20 @@ def test_a_header_gcc_cannot_build_leaves_debug_info_off_alone(monkeypatch):
     with c_compile.c_compilation():
         flags = pytensor.config.gcc__cxxflags.split()
     assert "-g0" in flags and "-include" not in flags
+
+
+def test_a_new_python_numpy_pytensor_or_gcc_gets_a_header_of_its_own(monkeypatch):
+    """gcc does not check a precompiled header against the headers it was built from."""
+    import pytensor
+
+    def header_in_flags():
+        with c_compile.c_compilation():
+            flags = pytensor.config.gcc__cxxflags.split()
+        return flags[flags.index("-include") + 1]
+
+    monkeypatch.setattr(c_compile, "_build", lambda header, command: header)  # no gcc
+    monkeypatch.setattr(c_compile, "_headers_by_flags", {})
+    today = header_in_flags()
+    monkeypatch.setattr(c_compile, "_headers_by_flags", {})
+    monkeypatch.setattr(c_compile, "_versions", lambda: ("3.11.7", "2.4.6", "2.38.3", "gcc 99"))
+    assert header_in_flags() != today
