@@ -19,7 +19,7 @@ information. The machine code is the same: the same ``-O3``, target and code-gen
   header text instead when they differ, so a module with other flags is compiled as before.
 - The flags are part of PyTensor's module keys, so these modules never stand in for the ones
   PyTensor compiles outside `c_compilation` (and the other way round); the header's path is
-  fixed per compile directory and flags, so a warm cache finds its modules again.
+  fixed per compile directory, flags and versions, so a warm cache finds its modules again.
 - The user's ``gcc__cxxflags`` (and those PyMC adds when it is imported, which it is first)
   are kept, ours added after them, and restored on exit.
   Without a C++ compiler, or with `ENABLED` off, nothing changes. A header that cannot be built
@@ -39,9 +39,9 @@ import hashlib
 import logging
 import os
 import subprocess
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -164,26 +164,29 @@ def _build(header: Path, command: list[str]) -> Path | None:
     atomically, so a process never reads half of one); ``None`` when gcc fails."""
     header.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(f"#include {name}\n" for name in HEADERS)
-    _replace(header, text.encode())
-    handle, partial = tempfile.mkstemp(dir=header.parent, suffix=".gch")
-    os.close(handle)
-    run = subprocess.run(
-        [*command, "-x", "c++-header", str(header), "-o", partial],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if run.returncode != 0:
-        Path(partial).unlink(missing_ok=True)
-        logger.info("no precompiled header for PyTensor's modules: %s", run.stderr[-2000:])
+    _replace_atomically(header, lambda temporary: temporary.write_text(text))
+    precompile = [*command, "-x", "c++-header", str(header), "-o"]
+    try:
+        _replace_atomically(
+            header.with_suffix(".h.gch"),
+            lambda temporary: subprocess.run(
+                [*precompile, str(temporary)], capture_output=True, text=True, check=True
+            ),
+        )
+    except subprocess.CalledProcessError as error:
+        logger.info("no precompiled header for PyTensor's modules: %s", error.stderr[-2000:])
         return None
-    os.replace(partial, header.with_suffix(".h.gch"))
     logger.debug("precompiled %s", header)
     return header
 
 
-def _replace(path: Path, content: bytes) -> None:
-    handle, partial = tempfile.mkstemp(dir=path.parent)
-    with os.fdopen(handle, "wb") as file:
-        file.write(content)
-    os.replace(partial, path)
+def _replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """``write`` a temporary file next to ``path``, then rename it into place; the temporary file
+    is removed if writing fails. (The twin of `study.runs.replace_atomically`, which
+    `inference` cannot import.)"""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ computes the same numbers, and the user's (and PyMC's) gcc flags come back on ex
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +12,9 @@ import pytest
 from inference.ppl import c_compile
 
 
-def _unique_function(compile_commands):
-    """A PyTensor function whose C module no cache holds (a new constant in its fused code),
-    compiled with ``gcc`` commands recorded in ``compile_commands``."""
+def _unique_function():
+    """A PyTensor function whose C module no cache holds (a new constant in its fused code), and
+    that constant."""
     import pytensor
     import pytensor.tensor as pt
 
@@ -39,13 +40,13 @@ def compile_commands(monkeypatch):
 
 def test_modules_compile_with_the_precompiled_header_and_gcc_accepts_it(compile_commands, tmp_path):
     with c_compile.c_compilation():
-        function, _ = _unique_function(compile_commands)
+        function, _ = _unique_function()
     modules = [c for c in compile_commands if "-include" in c]
     assert modules and all("-O3" in c for c in modules), compile_commands  # CLinker's alone
     command = modules[-1]
     header = command[command.index("-include") + 1]
     assert header.endswith("pytensor_headers.h") and "-g0" in command
-    assert (c_compile.Path(header).with_suffix(".h.gch")).stat().st_size > 1_000_000
+    assert (Path(header).with_suffix(".h.gch")).stat().st_size > 1_000_000
     # gcc says when it finds a precompiled header it cannot use (and then parses the text)
     again = [str(tmp_path / "module.so") if arg.endswith(".so") else arg for arg in command]
     check = subprocess.run([*again, "-Winvalid-pch"], capture_output=True, text=True)
@@ -58,7 +59,7 @@ def test_the_module_computes_what_pytensors_default_module_computes(compile_comm
 
     values = np.linspace(-3.0, 3.0, 101)
     with c_compile.c_compilation():
-        ours, constant = _unique_function(compile_commands)
+        ours, constant = _unique_function()
     x = pytensor.tensor.dvector("x")
     expression = pytensor.tensor.exp(x) * constant + pytensor.tensor.log1p(x * x)
     theirs = pytensor.function([x], expression)  # PyTensor's flags: another module
