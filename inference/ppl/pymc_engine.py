@@ -358,9 +358,9 @@ class _AdviRun:
 
 def _variational(program: _AdviProgram, spec: ModelSpec, padding: Padding) -> Any:
     """The ``variational`` group from the fitted groups of q (see `gaussian_variational`), cut
-    back to the real groups."""
-    from pymc.distributions.dist_math import rho2sigma
-
+    back to the real groups. The scales are PyMC's ``rho2sigma`` (softplus) of ``rho``, in NumPy
+    (as `_cholesky` does for the diagonal of a full-rank factor): no PyTensor function compiled
+    for each site of each fit."""
     model = program.model
     site_of = {value.name: rv.name for rv, value in model.rvs_to_values.items()}
     dims = spec_dims(spec)
@@ -375,7 +375,7 @@ def _variational(program: _AdviProgram, spec: ModelSpec, padding: Padding) -> An
             transforms[site] = "log" if value_name.endswith("_log__") else "identity"
             sites.append((site, int(np.prod(shape, dtype=int))))
             if "rho" in params:
-                scale = rho2sigma(params["rho"][where]).eval().reshape(shape)
+                scale = np.logaddexp(0.0, params["rho"][where]).reshape(shape)
                 loc = params["mu"][where].reshape(shape)
                 if site in group_sites:
                     loc, scale = loc[..., real_groups], scale[..., real_groups]
