@@ -100,3 +100,47 @@ def test_the_census_reads_what_jax_and_the_cache_log_in_another_process(tmp_path
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)
     kinds = {record["kind"] for record in census._records(tmp_path)}
     assert {"trace", "lower", "xla", "build"} <= kinds
+
+
+OTHER_PRIORS = {"beta_mean": 0.5, "beta_sd": 3.0, "a_e": 2.0, "b_e": 0.5, "a_u": 3.0, "b_u": 0.5}
+"""Priors of M0 whose initial point (q's starting means) differs from the defaults'."""
+
+
+@pytest.mark.parametrize(
+    ("method", "settings"),
+    [
+        ("advi", {"max_steps": 200, "min_steps": 100, "window": 50, "num_draws": 20}),
+        ("nuts", {"num_chains": 1, "num_warmup": 50, "num_draws": 20}),
+    ],
+)
+def test_a_pymc_fit_under_other_priors_reuses_the_program(method, settings, monkeypatch):
+    """PyMC's ADVI and nutpie programs read the priors at run time: a fit under other priors
+    builds nothing and gives the draws (and, for ADVI, losses and q) of a program built for
+    those priors alone, q starting at their initial point."""
+    from inference.ppl import pymc_engine
+
+    data, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+
+    def fit_with(priors):
+        return fit(
+            "random_intercept",
+            data,
+            backend="pymc",
+            method=method,
+            settings=settings,
+            priors=priors,
+            seed=3,
+        )
+
+    monkeypatch.setattr(pymc_engine, "_PROGRAMS", ProgramCache())
+    default = fit_with(None)
+    reused = fit_with(OTHER_PRIORS)
+    assert len(pymc_engine._PROGRAMS._programs) == 1
+    assert not np.allclose(default.posterior["beta"], reused.posterior["beta"])
+
+    monkeypatch.setattr(pymc_engine, "_PROGRAMS", ProgramCache())
+    alone = fit_with(OTHER_PRIORS)
+    groups = ("posterior", "vi_trace", "variational") if method == "advi" else ("posterior",)
+    for group in groups:
+        for name, values in alone[group].data_vars.items():
+            np.testing.assert_array_equal(reused[group][name].values, values.values, err_msg=name)
