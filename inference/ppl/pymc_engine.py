@@ -56,7 +56,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import arviz as az
@@ -98,14 +98,6 @@ class _AdviProgram:
     learning_rate: Any
     initial_values: dict[Any, np.ndarray]
     rngs: list[Any]
-    priors: dict[str, Any]
-    initial_point: Callable[[int], dict[str, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class _NutpieProgram:
-    density: Any
-    priors: dict[str, Any]
 
 
 def clear_cache() -> None:
@@ -125,26 +117,6 @@ def _set_data(model: Any, data: RegressionData) -> None:
         padded = np.arange(len(model.coords["group"])) >= data.n_groups
         values[PADDED_GROUP] = padded.astype(np.float64)
     pm.set_data(values, model=model, coords={"obs": range(data.n_obs)})
-
-
-def _shared_priors(priors: Any) -> tuple[Any, dict[str, Any]]:
-    """``priors`` with every hyper-parameter a PyTensor shared scalar, and those variables by
-    field: a model built from them compiles functions that read the priors at run time, so one
-    program (and one set of C and numba modules) serves every value of the priors
-    (`_set_priors`), e.g. a study's vague priors and the defaults."""
-    import pytensor
-
-    variables = {
-        field.name: pytensor.shared(np.float64(getattr(priors, field.name)), name=field.name)
-        for field in fields(priors)
-    }
-    return replace(priors, **variables), variables
-
-
-def _set_priors(variables: dict[str, Any], priors: Any) -> None:
-    """Put the values of ``priors`` into a program's shared priors (`_shared_priors`)."""
-    for name, variable in variables.items():
-        variable.set_value(np.float64(getattr(priors, name)))
 
 
 def _softplus_inverse(value: float) -> float:
@@ -304,13 +276,11 @@ def _build_advi(
 ) -> _AdviProgram:
     import pymc as pm
     import pytensor
-    from pymc.initial_point import make_initial_point_fn
     from pytensor.tensor.random.type import RandomType
 
     if padding.pads:
         data = replace(data, n_groups=padding.padded_groups, group_labels=())
-    shared_priors, prior_vars = _shared_priors(priors)
-    model = spec.pymc_builder()(data, shared_priors)
+    model = spec.pymc_builder()(data, priors)
     if _masks_groups(data, settings):
         _mask_padded_groups(model)
     inference = _approximation(model, spec, family, settings.init_scale)
@@ -321,39 +291,19 @@ def _build_advi(
         score=True,
     )
     inference.approx.sample(1, random_seed=0)  # compiles the sampler of q once, here
-    inputs = set(model.data_vars) | set(model.dim_lengths.values()) | set(prior_vars.values())
-    shared = [var for var in step.get_shared() if var not in inputs]
+    data_vars = set(model.data_vars) | set(model.dim_lengths.values())
+    shared = [var for var in step.get_shared() if var not in data_vars]
     rngs = [var for var in shared if isinstance(var.type, RandomType)]
     initial_values = {var: var.get_value(borrow=False) for var in shared if var not in rngs}
-    # q's means start at the initial point of the priors of each fit (`_reset`), as PyMC's
-    # `Group._prepare_start` computes it.
-    initial_point = make_initial_point_fn(model=model, jitter_rvs={}, return_transformed=True)
-    return _AdviProgram(
-        model,
-        inference.approx,
-        step,
-        learning_rate,
-        initial_values,
-        rngs,
-        prior_vars,
-        initial_point,
-    )
+    return _AdviProgram(model, inference.approx, step, learning_rate, initial_values, rngs)
 
 
 def _reset(program: _AdviProgram, seed: int) -> None:
-    """Put q and the optimiser back at their initial state, q's means at the initial point of
-    the priors set now (as PyMC's `Group._prepare_start` does when it builds q), and re-seed
-    the ELBO samples."""
-    from pymc.blocking import DictToArrayBijection
+    """Put q and the optimiser back at their initial state and re-seed the ELBO samples."""
     from pymc.pytensorf import reseed_rngs
 
     for var, value in program.initial_values.items():
         var.set_value(value.copy())
-    start = program.initial_point(0)
-    for group in program.approx.groups:
-        names = {program.model.rvs_to_values[rv].name for rv in group.group}
-        mean = DictToArrayBijection.map({k: v for k, v in start.items() if k in names}).data
-        group.params_dict["mu"].set_value(mean.astype(group.params_dict["mu"].dtype))
     reseed_rngs(program.rngs, seed)
 
 
@@ -366,14 +316,12 @@ class _AdviRun:
         spec: ModelSpec,
         data: RegressionData,
         settings: AdviSettings,
-        priors: Any,
         seed: int,
         padding: Padding,
     ):
         self.program, self.spec, self.settings, self.seed = program, spec, settings, seed
         self.padding = padding
         _set_data(program.model, data)
-        _set_priors(program.priors, priors)
         _reset(program, seed)
         self.step_index = 0
 
@@ -492,13 +440,12 @@ def advi(
     """
     family = family or "mean_field"
     padding = _group_padding(data, settings, family)
-    # Any number of rows (``None``); the groups padded to ``padding.padded_groups``; the priors
-    # are set at run time (`_shared_priors`): their class is in the key, not their values.
+    # Any number of rows (``None``); the groups padded to ``padding.padded_groups``.
     key = problem_key(
         f"advi:{family}",
         spec,
         data,
-        type(priors),
+        priors,
         settings,
         shape=(None, padding.padded_groups),
         run_time=RUN_TIME_ADVI_SETTINGS,
@@ -507,7 +454,7 @@ def advi(
         key, lambda: _build_advi(spec, data, priors, settings, family, padding)
     )
     return fit_advi(
-        lambda: _AdviRun(program, spec, data, settings, priors, seed, padding),
+        lambda: _AdviRun(program, spec, data, settings, seed, padding),
         spec,
         data,
         backend=BACKEND,
@@ -619,23 +566,20 @@ def _nuts_pymc(
     )
 
 
-def _log_density(
-    spec: ModelSpec, data: RegressionData, priors: Any, settings: NutsSettings
-) -> _NutpieProgram:
+def _log_density(spec: ModelSpec, data: RegressionData, priors: Any, settings: NutsSettings) -> Any:
     """The model NUTS samples (`centring.sampled_spec`) with its log density compiled for
-    nutpie, numba's JIT done; its priors are shared variables (`_shared_priors`)."""
+    nutpie, numba's JIT done."""
     from inference.ppl import centring, nutpie_sampler
 
     sampled = centring.sampled_spec(spec, settings.centring)
-    shared_priors, prior_vars = _shared_priors(priors)
     density = nutpie_sampler.compile_log_density(
-        sampled.pymc_builder()(data, shared_priors),
+        sampled.pymc_builder()(data, priors),
         tuple(spec.parameters),
         per_group_centring=_per_group_centring(data, settings),
     )
     _resize(density, data, settings)
     nutpie_sampler.warm_up(density)
-    return _NutpieProgram(density, prior_vars)
+    return density
 
 
 def _per_group_centring(data: RegressionData, settings: NutsSettings) -> bool:
@@ -660,12 +604,11 @@ def _resize(density: Any, data: RegressionData, settings: NutsSettings) -> None:
 def _nuts_nutpie(
     spec: ModelSpec, data: RegressionData, *, priors: Any, settings: NutsSettings, seed: int
 ) -> az.InferenceData:
-    """nutpie's NUTS on the model's log density, compiled once per (model, coefficients).
+    """nutpie's NUTS on the model's log density, compiled once per (model, priors, coefficients).
 
-    The compiled density has no data shape and no prior values in it (`inference.ppl.
-    nutpie_sampler`, `_shared_priors`), so its cache key leaves out the number of rows and
-    groups, the priors' values and the settings: a second fit of the model, to any data with
-    the same coefficients and under any priors, compiles nothing.
+    The compiled density has no data shape in it (`inference.ppl.nutpie_sampler`), so its cache
+    key leaves out the number of rows and groups and the settings: a second fit of the model, to
+    any data with the same coefficients, compiles nothing.
     """
     from inference.ppl import centring, nutpie_sampler
 
@@ -675,11 +618,9 @@ def _nuts_nutpie(
         )
     grouped, reparameterised = data.group is not None, _per_group_centring(data, settings)
     sampled = centring.sampled_spec(spec, settings.centring).name
-    key = ("nuts:nutpie", sampled, type(priors), data.n_coef, grouped, reparameterised)
+    key = ("nuts:nutpie", sampled, priors, data.n_coef, grouped, reparameterised)
     start = time.perf_counter()
-    program, _ = _PROGRAMS.get(key, lambda: _log_density(spec, data, priors, settings))
-    density = program.density
-    _set_priors(program.priors, priors)
+    density, _ = _PROGRAMS.get(key, lambda: _log_density(spec, data, priors, settings))
     _resize(density, data, settings)
     draws, stats, run_time = nutpie_sampler.sample(
         density,
