@@ -69,8 +69,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+from scratch import scratch_dir  # benchmarks/ is first on sys.path
 
 GROUPS = (5, 10, 20, 50, 100)
 PRIORS = {"a_e": 0.01, "b_e": 0.01, "a_u": 0.01, "b_u": 0.01}
@@ -212,7 +213,7 @@ def xla_arm(flags: str) -> dict[str, float]:
 
 def _empty_compiledir() -> str:
     """``PYTENSOR_FLAGS`` for a new, empty PyTensor compile directory."""
-    return f"base_compiledir={tempfile.mkdtemp(prefix='vistudy-pytensor-')}"
+    return f"base_compiledir={scratch_dir('vistudy-pytensor-')}"
 
 
 def gcc_arm(cxxflags: str, precompiled: bool = True) -> dict[str, float]:
@@ -356,9 +357,9 @@ def main() -> None:
             }
             _compare(f"PyMC ADVI:{family} M0 Q = 20, the step function", arms, args.repeats)
     if "persistent" in args.levers:
-        cache = tempfile.mkdtemp(prefix="vistudy-jax-")
+        cache = str(scratch_dir("vistudy-jax-"))
         arms = {
-            "empty cache (first process)": lambda: persistent_arm(tempfile.mkdtemp()),
+            "empty cache (first process)": lambda: persistent_arm(str(scratch_dir("vistudy-jax-"))),
             "filled cache": lambda: persistent_arm(cache),
         }
         persistent_arm(cache)  # fill it

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
+
+from scratch import scratch_dir  # benchmarks/ is first on sys.path
 
 SAMPLERS = ("pymc", "nutpie", "nutpie-compile_pymc_model")
 PRIORS = {
@@ -109,7 +110,7 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="an empty PyTensor compile dir")
     args = parser.parse_args()
     if args.cold:
-        cache = tempfile.mkdtemp(prefix="vistudy-pytensor-")
+        cache = scratch_dir("vistudy-pytensor-")
         os.environ["PYTENSOR_FLAGS"] = f"base_compiledir={cache}"
     import pandas as pd
 

@@ -2,8 +2,8 @@
 
 - *cold*: with ``--cold``, empty compile caches -- a fresh PyTensor compile directory (C modules
   and PyTensor's numba cache) and a fresh JAX persistent cache (``VISTUDY_CACHE_DIR``), both in a
-  temporary folder, set before anything is imported so spawned workers inherit them; without
-  ``--cold`` the user's caches, as they are.
+  temporary folder removed at exit, set before anything is imported so spawned workers inherit
+  them; without ``--cold`` the user's caches, as they are.
 - *warm*: the same caches, a new results folder (every run fitted again, nothing compiled from
   scratch).
 - *re-run*: the cold folder again (every run cached; the report alone).
@@ -26,6 +26,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from scratch import scratch_dir  # benchmarks/ is first on sys.path
 
 
 def _isolate_caches(root: Path) -> None:
@@ -118,7 +120,7 @@ def main_benchmark() -> None:
         parser.error("--quick is an option of reproduce, not of a study file")
     out = args.out or Path(tempfile.mkdtemp(prefix="vistudy-bench-"))
     if args.cold:
-        _isolate_caches(Path(tempfile.mkdtemp(prefix="vistudy-caches-")))
+        _isolate_caches(scratch_dir("vistudy-caches-"))
     warm_out = out.with_name(out.name + "-warm")
     options = ["--jobs", str(args.jobs)] + (["--quick"] if args.quick else [])
     command = ["run", str(args.study.resolve())] if args.study else ["reproduce"]

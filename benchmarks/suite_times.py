@@ -19,10 +19,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from scratch import scratch_dir  # benchmarks/ is first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMELINE_ENV = "VISTUDY_SUITE_TIMELINE"
@@ -59,7 +60,7 @@ def cold_environment(home: Path, *first_on_path: Path, **variables: str) -> dict
 
 
 def _run_arm(home: Path, workers: int, pytest_args: list[str]) -> tuple[float, int, Path]:
-    timeline = Path(tempfile.mkdtemp(prefix="vistudy-suite-timeline-"))
+    timeline = scratch_dir("vistudy-suite-timeline-")
     env = cold_environment(home, Path(__file__).parent, **{TIMELINE_ENV: str(timeline)})
     command = [sys.executable, "-m", "pytest", "-n", str(workers), "-q", "-p", "suite_times"]
     started = time.perf_counter()
@@ -102,7 +103,7 @@ def main_benchmark() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-warm", action="store_true", help="the cold arm only")
     args, pytest_args = parser.parse_known_args()
-    home = Path(tempfile.mkdtemp(prefix="vistudy-suite-home-"))
+    home = scratch_dir("vistudy-suite-home-")
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; HOME {home}")
     for arm in ("cold",) if args.no_warm else ("cold", "warm"):
         wall, code, timeline = _run_arm(home, args.workers, pytest_args)
