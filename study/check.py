@@ -29,11 +29,12 @@ from analysis.figures import save
 from analysis.io import fit_info
 from analysis.tables import label_slug, plain_markdown
 from inference import FAMILIES, REGISTRY, lookup, parse_label
+from inference.files import replace_atomically
 from models import MODELS, get_model
 from models.tabular import PreparedTable, TableError, TableSpec, check_model
 from study.config import FitSpec, Scenario, StudyConfig
 from study.runner import StudyResult, read_failures, results_lock, run_study
-from study.runs import expand, replace_atomically
+from study.runs import expand
 
 logger = logging.getLogger(__name__)
 

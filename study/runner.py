@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference.files import replace_atomically
 from study.config import StudyConfig
 from study.runs import (
     RUNS_DIR,
@@ -33,7 +34,6 @@ from study.runs import (
     execute,
     expand,
     limit_threads,
-    replace_atomically,
     settle_after_runs,
     stored_hash,
 )

@@ -23,11 +23,12 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from inference.files import replace_atomically
 from models.tabular import TableSpec
 from study.config import FitSpec, Scenario, StudyConfig
 
@@ -362,18 +363,6 @@ def write_atomically(idata: Any, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_atomically(path, lambda temporary: write_fit(idata, temporary))
-
-
-def replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write`` a temporary file ``.<name>.<pid>.tmp`` next to ``path``, then rename it into
-    place: readers see the old file or the new one, never half of one. The temporary file is
-    removed if writing fails (a stopped study removes any left behind, `study.runner`)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def stored_hash(path: Path) -> str | None:

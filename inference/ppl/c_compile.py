@@ -37,11 +37,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from inference.files import replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -164,10 +164,10 @@ def _build(header: Path, command: list[str]) -> Path | None:
     atomically, so a process never reads half of one); ``None`` when gcc fails."""
     header.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(f"#include {name}\n" for name in HEADERS)
-    _replace_atomically(header, lambda temporary: temporary.write_text(text))
+    replace_atomically(header, lambda temporary: temporary.write_text(text))
     precompile = [*command, "-x", "c++-header", str(header), "-o"]
     try:
-        _replace_atomically(
+        replace_atomically(
             header.with_suffix(".h.gch"),
             lambda temporary: subprocess.run(
                 [*precompile, str(temporary)], capture_output=True, text=True, check=True
@@ -178,15 +178,3 @@ def _build(header: Path, command: list[str]) -> Path | None:
         return None
     logger.debug("precompiled %s", header)
     return header
-
-
-def _replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
-    """``write`` a temporary file next to ``path``, then rename it into place; the temporary file
-    is removed if writing fails. (The twin of `study.runs.replace_atomically`, which
-    `inference` cannot import.)"""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
