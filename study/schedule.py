@@ -61,11 +61,16 @@ def program_of(run: Run) -> tuple:
 
     ADVI with ``pad_shapes`` (the default) is compiled for the padded shape of grouped data
     (`inference.ppl.padding.padded_shape`), PyMC's for its padded groups and any number of rows;
-    PyMC's NUTS through nutpie for any shape.
+    PyMC's NUTS through nutpie for any shape. NUTS samples a model's centred form unless its
+    ``centring`` is ``"model"`` (`inference.ppl.centring.sampled_spec`: M0's program for M2), so
+    M2's run goes on the worker that has just sampled M0's, which keeps its draws for the same
+    data and seed (`inference.ppl.programs.RecentDraws`).
     """
+    from inference.ppl.centring import sampled_spec
     from inference.ppl.padding import padded_shape
     from inference.registry import base_family
-    from inference.settings import AdviSettings
+    from inference.settings import AdviSettings, NutsSettings
+    from models import MODELS
 
     rows: int | None = run.n_obs or run.n_per_group * run.n_groups
     groups: int | None = run.n_groups
@@ -77,4 +82,8 @@ def program_of(run: Run) -> tuple:
         rows = None  # the step function reads any number of rows from pm.Data
     elif run.backend == "pymc" and not compiles_c(run):
         rows = groups = None  # nutpie's density has no shape
-    return (run.backend, run.method, run.family, run.model, run.dataset, groups, rows)
+    model = run.model
+    if run.method == "nuts" and model in MODELS:
+        centring = dict(run.settings).get("centring", NutsSettings.centring)
+        model = sampled_spec(MODELS[model], centring).name
+    return (run.backend, run.method, run.family, model, run.dataset, groups, rows)

@@ -72,7 +72,7 @@ from inference.ppl.padding import (
     trim_dense,
     trim_draws,
 )
-from inference.ppl.programs import ProgramCache, problem_key
+from inference.ppl.programs import ProgramCache, RecentDraws, data_fingerprint, problem_key
 from inference.ppl.xla_compile import compile_program
 from inference.settings import AdviSettings, NutsSettings
 from inference.vi import (
@@ -88,6 +88,7 @@ BACKEND = "numpyro"
 CHAIN_METHOD = "sequential"
 """How NUTS chains run inside the compiled program: ``"sequential"`` or ``"vectorized"``."""
 _PROGRAMS = ProgramCache()
+_DRAWS = RecentDraws()
 jax_cache.enable()
 
 
@@ -118,8 +119,10 @@ def _arrays(data: RegressionData) -> tuple[jax.Array, jax.Array | None, jax.Arra
 
 
 def clear_cache() -> None:
-    """Forget every compiled program (the next fit of each problem compiles again)."""
+    """Forget every compiled program (the next fit of each problem compiles again) and every
+    sampler's kept draws."""
     _PROGRAMS.clear()
+    _DRAWS.clear()
 
 
 def _elbo(num_particles: int) -> Any:
@@ -579,19 +582,24 @@ def nuts(
     sampled = centring.sampled_spec(spec, settings.centring)
     key = problem_key("nuts", sampled, data, priors, settings, CHAIN_METHOD)
     program, compile_time = _PROGRAMS.get(key, lambda: _build_nuts(spec, data, priors, settings))
+
+    def sample() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        keys = random.split(random.PRNGKey(seed), settings.num_chains)
+        draws, stats = jax.block_until_ready(program(keys, *_nuts_arrays(data, settings)))
+        return {name: np.asarray(value) for name, value in draws.items()}, _sample_stats(stats)
+
     start = time.perf_counter()
-    keys = random.split(random.PRNGKey(seed), settings.num_chains)
-    draws, stats = jax.block_until_ready(program(keys, *_nuts_arrays(data, settings)))
-    run_time = time.perf_counter() - start
+    (draws, stats), reused = _DRAWS.get((key, data_fingerprint(data), seed), sample)
     return build_inference_data(
         spec,
         data,
-        {name: np.asarray(value) for name, value in draws.items()},
+        draws,
         backend=BACKEND,
         method="nuts",
         seed=seed,
         settings=settings,
         compile_time_s=compile_time,
-        run_time_s=run_time,
-        sample_stats=_sample_stats(stats),
+        run_time_s=time.perf_counter() - start,
+        sample_stats=stats,
+        extra_attrs={"draws_reused": int(reused)},
     )

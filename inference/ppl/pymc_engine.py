@@ -65,7 +65,7 @@ import numpy as np
 from inference.contract import build_inference_data
 from inference.ppl.c_compile import c_compilation
 from inference.ppl.padding import Padding, padding_of, spec_dims, trim_dense, trim_draws
-from inference.ppl.programs import ProgramCache, problem_key
+from inference.ppl.programs import ProgramCache, RecentDraws, data_fingerprint, problem_key
 from inference.settings import AdviSettings, NutsSettings
 from inference.vi import (
     LOOP_SETTINGS,
@@ -78,6 +78,7 @@ from models.spec import ModelSpec, RegressionData
 
 BACKEND = "pymc"
 _PROGRAMS = ProgramCache()
+_DRAWS = RecentDraws()
 VECTORISED_PARTICLES = True
 """Evaluate a grouped q's particles in one vectorised graph (`_vectorised_approximation`);
 ``False``: PyMC's own ``scan`` (for `benchmarks/advi_compile.py`)."""
@@ -101,8 +102,9 @@ class _AdviProgram:
 
 
 def clear_cache() -> None:
-    """Forget every built model and compiled step function."""
+    """Forget every built model and compiled step function, and every sampler's kept draws."""
     _PROGRAMS.clear()
+    _DRAWS.clear()
 
 
 def _set_data(model: Any, data: RegressionData) -> None:
@@ -563,6 +565,7 @@ def _nuts_pymc(
         compile_time_s=build_time + wall - run_time,
         run_time_s=run_time,
         sample_stats={name: stats[name].values for name in _STAT_NAMES},
+        extra_attrs={"draws_reused": 0},
     )
 
 
@@ -621,17 +624,25 @@ def _nuts_nutpie(
     key = ("nuts:nutpie", sampled, priors, data.n_coef, grouped, reparameterised)
     start = time.perf_counter()
     density, _ = _PROGRAMS.get(key, lambda: _log_density(spec, data, priors, settings))
-    _resize(density, data, settings)
-    draws, stats, run_time = nutpie_sampler.sample(
-        density,
-        num_chains=settings.num_chains,
-        num_warmup=settings.num_warmup,
-        num_draws=settings.num_draws,
-        seed=seed,
-        target_accept=settings.target_accept,
-        max_tree_depth=settings.max_tree_depth,
-        low_rank_mass=settings.low_rank_mass,
-    )
+
+    def sample() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+        _resize(density, data, settings)
+        return nutpie_sampler.sample(
+            density,
+            num_chains=settings.num_chains,
+            num_warmup=settings.num_warmup,
+            num_draws=settings.num_draws,
+            seed=seed,
+            target_accept=settings.target_accept,
+            max_tree_depth=settings.max_tree_depth,
+            low_rank_mass=settings.low_rank_mass,
+        )
+
+    memo_key = (key, settings, data_fingerprint(data), seed)
+    before_sampling = time.perf_counter()
+    (draws, stats, run_time), reused = _DRAWS.get(memo_key, sample)
+    if reused:
+        run_time = time.perf_counter() - before_sampling
     return build_inference_data(
         spec,
         data,
@@ -643,4 +654,5 @@ def _nuts_nutpie(
         compile_time_s=time.perf_counter() - start - run_time,
         run_time_s=run_time,
         sample_stats=stats,
+        extra_attrs={"draws_reused": int(reused)},
     )

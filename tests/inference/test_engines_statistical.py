@@ -225,3 +225,28 @@ def test_per_group_centring_keeps_the_posterior(backend):
     for idata in fits:
         assert int(idata.sample_stats.diverging.sum()) == 0
     assert_agree(fits[0].posterior, fits[1].posterior, ("beta", "u", "tau_e", "tau_u"))
+    assert_m0_reuses_the_draws_it_would_sample(backend, data, fits[1])
+
+
+def assert_m0_reuses_the_draws_it_would_sample(backend, data, m2):
+    """M2 sampled through its centred form is M0's program: M0's fit to the same data with the
+    same seed and settings reuses M2's draws, and they are the draws M0 samples itself."""
+    import importlib
+
+    engine = importlib.import_module(f"inference.ppl.{backend}_engine")
+    settings = {**NUTS, "target_accept": 0.95, "centring": "auto"}
+
+    def m0():
+        return fit(
+            "random_intercept", data, backend=backend, method="nuts", settings=settings, seed=9
+        )
+
+    reused = m0()
+    engine._DRAWS.clear()
+    sampled = m0()
+    assert (m2.posterior.attrs["draws_reused"], reused.posterior.attrs["draws_reused"]) == (0, 1)
+    assert sampled.posterior.attrs["draws_reused"] == 0
+    for group in ("posterior", "sample_stats"):
+        for name, values in sampled[group].data_vars.items():
+            np.testing.assert_array_equal(reused[group][name].values, values.values, err_msg=name)
+            np.testing.assert_array_equal(m2[group][name].values, values.values, err_msg=name)

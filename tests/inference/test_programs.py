@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from inference import fit
-from inference.ppl.programs import ProgramCache
+from inference.ppl.programs import ProgramCache, RecentDraws, data_fingerprint
 from models import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +43,51 @@ def test_a_program_is_built_once_per_key_and_again_after_clear(caplog):
     assert [r.getMessage().split(" s: ")[1] for r in caplog.records] == ["('advi:block', 'm')"]
     cache.clear()
     assert cache.get(("advi:block", "m"), build)[0] == 2
+
+
+def test_recent_draws_are_kept_by_key_copied_and_forgotten_oldest_first():
+    memo, calls = RecentDraws(size=2), []
+
+    def sample(value):
+        def run():
+            calls.append(value)
+            return {"x": np.full(3, float(value))}
+
+        return run
+
+    first, reused = memo.get(("a",), sample(1))
+    assert not reused
+    first["x"][:] = -1.0  # the caller's arrays are its own
+    again, reused = memo.get(("a",), sample(2))
+    assert reused and calls == [1]
+    np.testing.assert_array_equal(again["x"], [1.0, 1.0, 1.0])
+    again["x"][:] = -2.0
+    assert memo.get(("a",), sample(3))[0]["x"][0] == 1.0
+    memo.get(("b",), sample(4))
+    memo.get(("c",), sample(5))  # ("a",) is the oldest of three: forgotten
+    assert memo.get(("a",), sample(6))[1] is False and calls == [1, 4, 5, 6]
+    memo.clear()
+    assert memo.get(("c",), sample(7))[1] is False
+
+
+def test_a_data_fingerprint_changes_with_anything_a_sampler_reads():
+    data, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+    same, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+    assert data_fingerprint(data) == data_fingerprint(same)
+    y = data.y.copy()
+    y[7] += 1e-12
+    group = data.group.copy()
+    group[[0, -1]] = group[[-1, 0]]
+    X = data.X.copy()
+    X[3, 1] = -X[3, 1]
+    changed = [
+        type(data)(X=data.X, y=y, group=data.group),
+        type(data)(X=data.X, y=data.y, group=group),
+        type(data)(X=X, y=data.y, group=data.group),
+        type(data)(X=data.X, y=data.y, group=data.group, n_groups=6),
+    ]
+    prints = {data_fingerprint(other) for other in changed}
+    assert len(prints) == len(changed) and data_fingerprint(data) not in prints
 
 
 LOOP = {"max_steps": 300, "min_steps": 150, "tol": 1e-2, "average_steps": 100}

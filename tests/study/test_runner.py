@@ -268,6 +268,21 @@ def test_runs_share_a_program_when_their_padded_shapes_do():
     assert not share(_run("numpyro", "nuts", 20), _run("numpyro", "nuts", 50))
 
 
+@pytest.mark.parametrize("backend", ["numpyro", "pymc"])
+def test_nuts_of_m2_through_its_centred_form_shares_m0s_program(backend):
+    """So the runner starts M2's run on the worker that has just sampled M0's (the same data and
+    seed: its draws are kept there, `inference.ppl.programs.RecentDraws`)."""
+    from dataclasses import replace
+
+    from study.schedule import program_of
+
+    for centring in ("centred", "auto"):
+        m0 = _run(backend, "nuts", 20, centring=centring)
+        assert program_of(replace(m0, model="random_intercept_nc")) == program_of(m0)
+    m0 = _run(backend, "nuts", 20)
+    assert program_of(replace(m0, model="random_intercept_nc")) != program_of(m0)
+
+
 def _dies_on_linear_gibbs(run, out):
     """A worker task that kills its own process for one run, as a crash or the OOM killer would.
 
