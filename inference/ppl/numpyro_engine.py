@@ -437,7 +437,10 @@ def advi(
         run_time=LOOP_SETTINGS,
     )
     program, compile_time = _PROGRAMS.get(
-        key, lambda: _build_svi(spec, data, priors, settings, family, padding)
+        key,
+        lambda: jax_cache.stored_program(
+            key, lambda: _build_svi(spec, data, priors, settings, family, padding)
+        ),
     )
     return fit_advi(
         lambda: _SviRun(program, spec, data, seed, padding),
@@ -581,7 +584,10 @@ def nuts(
         )
     sampled = centring.sampled_spec(spec, settings.centring)
     key = problem_key("nuts", sampled, data, priors, settings, CHAIN_METHOD)
-    program, compile_time = _PROGRAMS.get(key, lambda: _build_nuts(spec, data, priors, settings))
+    program, compile_time = _PROGRAMS.get(
+        key,
+        lambda: jax_cache.stored_program(key, lambda: _build_nuts(spec, data, priors, settings)),
+    )
 
     def sample() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         keys = random.split(random.PRNGKey(seed), settings.num_chains)

@@ -1,0 +1,136 @@
+"""vistudy's store of NumPyro's compiled programs (`inference.ppl.jax_cache.stored_program`):
+a program loaded from it gives the draws of the program it stored, under a key that changes with
+everything that shapes the program, and a file that cannot be read is compiled again."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from inference import fit
+from inference.ppl import jax_cache, numpyro_engine
+from inference.ppl.programs import ProgramCache, RecentDraws
+from models import simulate
+
+ADVI = {"max_steps": 200, "min_steps": 100, "window": 50, "num_draws": 20, "average_steps": 50}
+NUTS = {"num_chains": 2, "num_warmup": 200, "num_draws": 200}
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """An empty store and an empty JAX cache (so XLA compiles), and no compiled program or kept
+    draws in this process."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    monkeypatch.setenv(jax_cache.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(numpyro_engine, "_PROGRAMS", ProgramCache())
+    monkeypatch.setattr(numpyro_engine, "_DRAWS", RecentDraws())
+    users = jax.config.jax_compilation_cache_dir
+    _empty_jax_cache(tmp_path / "jax")
+    yield tmp_path / jax_cache.PROGRAMS_DIR
+    jax.config.update("jax_compilation_cache_dir", users)
+    compilation_cache.reset_cache()
+
+
+def _empty_jax_cache(folder):
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    compilation_cache.reset_cache()
+
+
+def _fit(method):
+    data, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+    settings = ADVI if method == "advi" else NUTS
+    return fit("random_intercept", data, backend="numpyro", method=method, settings=settings)
+
+
+def _forget_programs(monkeypatch):
+    """A new process as far as NumPyro's programs go: nothing in memory, nothing to build."""
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built a program the store holds")
+
+    monkeypatch.setattr(numpyro_engine, "_PROGRAMS", ProgramCache())
+    monkeypatch.setattr(numpyro_engine, "_DRAWS", RecentDraws())
+    monkeypatch.setattr(numpyro_engine, "_build_svi", no_build)
+    monkeypatch.setattr(numpyro_engine, "_build_nuts", no_build)
+
+
+@pytest.mark.parametrize("method", ["advi", "nuts"])
+def test_a_stored_program_is_loaded_and_gives_the_draws_of_the_one_compiled(
+    store, monkeypatch, method
+):
+    compiled = _fit(method)
+    assert len(list(store.glob("*.bin"))) == 1
+    _forget_programs(monkeypatch)
+    loaded = _fit(method)
+    groups = ("posterior", "sample_stats") if method == "nuts" else ("posterior", "vi_trace")
+    for group in (*groups, "variational") if method == "advi" else groups:
+        for name, values in compiled[group].data_vars.items():
+            np.testing.assert_array_equal(loaded[group][name].values, values.values, err_msg=name)
+
+
+def test_an_unreadable_stored_program_is_compiled_again_and_replaced(store, monkeypatch, caplog):
+    first = _fit("advi")
+    (path,) = store.glob("*.bin")
+    path.write_bytes(path.read_bytes()[:1000])  # cut short, as by a full disk
+    monkeypatch.setattr(numpyro_engine, "_PROGRAMS", ProgramCache())
+    _empty_jax_cache(store.parent / "jax-again")  # XLA compiles again, so it is stored again
+    with caplog.at_level(logging.WARNING, logger="inference.ppl.jax_cache"):
+        again = _fit("advi")
+    assert "unreadable" in caplog.text
+    np.testing.assert_array_equal(again.posterior.beta.values, first.posterior.beta.values)
+    _forget_programs(monkeypatch)  # the file written again loads
+    np.testing.assert_array_equal(_fit("advi").posterior.beta.values, first.posterior.beta.values)
+
+
+def test_a_program_loaded_from_jaxs_cache_is_not_stored(store, monkeypatch):
+    """XLA serializes such an executable without its kernels: stored, it would fail to run."""
+    monkeypatch.setenv(jax_cache.CACHE_ENV, "")  # JAX's cache only
+    first = _fit("advi")
+    monkeypatch.setenv(jax_cache.CACHE_ENV, str(store.parent))
+    monkeypatch.setattr(numpyro_engine, "_PROGRAMS", ProgramCache())
+    again = _fit("advi")
+    assert not list(store.glob("*.bin"))
+    np.testing.assert_array_equal(again.posterior.beta.values, first.posterior.beta.values)
+
+
+def test_nothing_is_stored_with_the_cache_off(store, monkeypatch):
+    monkeypatch.setenv(jax_cache.CACHE_ENV, "")
+    assert jax_cache.stored_program(("k",), lambda: "built") == "built"
+    assert not store.exists()
+
+
+@dataclass(frozen=True)
+class _Priors:
+    a: float = 1.0
+    b: tuple = (1, "x")
+
+
+def test_the_key_changes_with_the_problem_the_code_and_the_options(store, monkeypatch):
+    key = ("nuts", "random_intercept", _Priors(), (60, 2), 5, "sequential")
+    path = jax_cache._program_path(key)
+    assert path == jax_cache._program_path(tuple(key))  # the same text in every process
+    assert jax_cache._stable_text(_Priors()).endswith("_Priors(a=1.0,b=(1,'x'))")
+    assert jax_cache._program_path((*key[:2], _Priors(a=2.0), *key[3:])) != path
+    assert jax_cache._program_path((*key[:-1], "vectorized")) != path
+    for changed in (
+        lambda: monkeypatch.setattr(jax_cache, "_source_digest", lambda: "edited"),
+        lambda: monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true"),
+        lambda: monkeypatch.setattr(jax_cache, "_TRACING_CONFIG", ("jax_enable_x64",)),
+    ):
+        jax_cache._environment.cache_clear()
+        changed()
+        jax_cache._environment.cache_clear()
+        assert jax_cache._program_path(key) != path
+        monkeypatch.undo()
+        monkeypatch.setenv(jax_cache.CACHE_ENV, str(store.parent))
+        jax_cache._environment.cache_clear()
+        assert jax_cache._program_path(key) == path
+    assert jax_cache._program_path((*key, np.zeros(3))) is None  # not plain data: not stored
