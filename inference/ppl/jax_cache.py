@@ -29,6 +29,7 @@ import logging
 import os
 import pickle
 import platform
+import weakref
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -112,10 +113,10 @@ def stored_program(key: tuple, build: Callable[[], Any]) -> Any:
     and what else shapes the traced program: the code of `_SOURCE_PACKAGES`, the versions of
     JAX, jaxlib, NumPyro and NumPy, JAX's tracing options (`_TRACING_CONFIG`), ``XLA_FLAGS``
     and the device. Nothing is stored when the cache is off (``VISTUDY_CACHE_DIR=""``), for a
-    key that is not plain data, for a program JAX cannot serialize, or for one whose build
-    loaded an executable from JAX's persistent cache (`_count_jax_cache_hits`: after an edit of
-    the code, such programs keep today's speed until XLA compiles them again); a file that fails
-    to load is replaced.
+    key that is not plain data, for a program JAX cannot serialize, or for one holding an
+    executable JAX loaded from its persistent cache (`jax_cache_hits`: after an edit of the code
+    such programs build as fast as before, from JAX's cache, and are stored once XLA compiles
+    them again); a file that fails to load is replaced.
 
     Parameters
     ----------
@@ -138,41 +139,44 @@ def stored_program(key: tuple, build: Callable[[], Any]) -> Any:
         except Exception as error:  # truncated, or from a jaxlib that reads it differently
             logger.warning("stored program %s unreadable (%s): compiled again", path.name, error)
             path.unlink(missing_ok=True)
-    _count_jax_cache_hits()
-    hits = _jax_cache_hits
     program = build()
-    if _jax_cache_hits == hits:
-        _store(path, program)
-    else:  # XLA serializes an executable loaded from JAX's cache without its kernels
-        logger.debug("program not stored: JAX's cache held it")
+    _store(path, program)
     return program
 
 
 _JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _jax_cache_hits = 0
-"""Executables this process loaded from JAX's persistent cache (`_count_jax_cache_hits`)."""
 _counting = False
+_LOADED: weakref.WeakSet = weakref.WeakSet()
+"""Executables JAX loaded from its persistent cache (`mark_loaded`)."""
 
 
-def _count_jax_cache_hits() -> None:
-    """Count JAX's persistent-cache hits from now on (``jax.monitoring``), once per process.
+def jax_cache_hits() -> int:
+    """Executables this process has loaded from JAX's persistent cache so far.
 
-    An executable JAX loaded from its cache runs, but serialized again it lacks its kernels
-    (jaxlib 0.10: "Function slice_bitcast_fusion.1 not found" when the copy runs, in any
-    process), so `stored_program` stores only programs compiled by XLA in this process.
+    Counted from the first call on (``jax.monitoring``). `inference.ppl.xla_compile` compares
+    the count before and after compiling each program and marks those JAX loaded
+    (`mark_loaded`): such an executable runs, but serialized again it lacks its kernels (jaxlib
+    0.10: "Function slice_bitcast_fusion.1 not found" when the copy runs, in any process), so
+    `stored_program` does not store a program holding one.
     """
     global _counting
-    if _counting:
-        return
-    import jax
+    if not _counting:
+        import jax
 
-    def listener(event: str, **kwargs: Any) -> None:
-        global _jax_cache_hits
-        if event == _JAX_CACHE_HIT:
-            _jax_cache_hits += 1
+        def listener(event: str, **kwargs: Any) -> None:
+            global _jax_cache_hits
+            if event == _JAX_CACHE_HIT:
+                _jax_cache_hits += 1
 
-    jax.monitoring.register_event_listener(listener)
-    _counting = True
+        jax.monitoring.register_event_listener(listener)
+        _counting = True
+    return _jax_cache_hits
+
+
+def mark_loaded(compiled: Any) -> None:
+    """Note that JAX loaded ``compiled`` from its persistent cache (see `jax_cache_hits`)."""
+    _LOADED.add(compiled)
 
 
 def _program_path(key: tuple) -> Path | None:
@@ -251,7 +255,11 @@ def _pack(program: Any) -> tuple:
     from jax.experimental.serialize_executable import serialize
 
     def packed(value: Any) -> Any:
-        return _Executable(*serialize(value)) if isinstance(value, jax.stages.Compiled) else value
+        if not isinstance(value, jax.stages.Compiled):
+            return value
+        if value in _LOADED:
+            raise ValueError("an executable JAX loaded from its cache")
+        return _Executable(*serialize(value))
 
     if isinstance(program, jax.stages.Compiled):
         return (*_FORMAT, packed(program))

@@ -37,6 +37,8 @@ from typing import Any
 
 import jax
 
+from inference.ppl import jax_cache
+
 logger = logging.getLogger(__name__)
 
 FAST_COMPILE_MAX_ROWS = 1024
@@ -78,8 +80,17 @@ def compile_program(lowered: Any, n_rows: int) -> Any:
     Returns
     -------
     jax.stages.Compiled
-        The executable.
+        The executable; marked (`jax_cache.mark_loaded`) where JAX loaded it from its
+        persistent cache.
     """
+    hits = jax_cache.jax_cache_hits()
+    compiled = _compile(lowered, n_rows)
+    if jax_cache.jax_cache_hits() != hits:
+        jax_cache.mark_loaded(compiled)
+    return compiled
+
+
+def _compile(lowered: Any, n_rows: int) -> Any:
     global _unknown_options
     options = compile_options(n_rows)
     if options is None:

@@ -101,6 +101,21 @@ def test_a_program_loaded_from_jaxs_cache_is_not_stored(store, monkeypatch):
     np.testing.assert_array_equal(again.posterior.beta.values, first.posterior.beta.values)
 
 
+def test_programs_are_stored_when_other_code_of_their_build_came_from_jaxs_cache(store):
+    """M2's ADVI program after M0's, as in another process (JAX's in-memory caches cleared):
+    the small eager computations of its build come from JAX's persistent cache, its own
+    executables are compiled, so it is stored."""
+    import jax
+
+    data, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+    for model in ("random_intercept", "random_intercept_nc"):
+        jax.clear_caches()
+        hits = jax_cache.jax_cache_hits()
+        fit(model, data, backend="numpyro", method="advi", settings=ADVI)
+    assert jax_cache.jax_cache_hits() > hits
+    assert len(list(store.glob("*.bin"))) == 2
+
+
 def test_nothing_is_stored_with_the_cache_off(store, monkeypatch):
     monkeypatch.setenv(jax_cache.CACHE_ENV, "")
     assert jax_cache.stored_program(("k",), lambda: "built") == "built"
