@@ -183,7 +183,10 @@ def _tally(items: Iterable[tuple[str, float]]) -> tuple[Counter[str], Counter[st
 
 def _report_xla(records: list[dict]) -> None:
     """XLA compilations by function name: the programs, and JAX's op-by-op ones."""
-    seconds, count = _tally((r["detail"], r["s"]) for r in records if r["kind"] == "xla")
+    # NumPyro's programs carry their problem's tag (`numpyro_engine._jit_named`): one name per kind
+    seconds, count = _tally(
+        (re.sub(r"_[0-9a-f]{10}\b", "", r["detail"]), r["s"]) for r in records if r["kind"] == "xla"
+    )
     print("XLA compilations by function (the most costly 12):")
     for name, total in seconds.most_common(12):
         print(f"  {total:7.1f} s  {count[name]:4d} x  {name}")

@@ -144,6 +144,15 @@ def stored_program(key: tuple, build: Callable[[], Any]) -> Any:
     return program
 
 
+def problem_tag(key: tuple) -> str:
+    """A short digest of problem ``key`` for the names of its compiled functions ("" for a key
+    that is not plain data)."""
+    try:
+        return hashlib.sha256(_stable_text(key).encode()).hexdigest()[:10]
+    except TypeError:
+        return ""
+
+
 _JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _jax_cache_hits = 0
 _counting = False

@@ -113,6 +113,24 @@ def _bound_model(spec: ModelSpec, priors: Any, n_groups: int) -> Callable[..., N
     return model
 
 
+def _jit_named(function: Callable[..., Any], tag: str) -> Any:
+    """``jax.jit`` of ``function`` under its name and the problem's ``tag``.
+
+    JAX's persistent cache finds a program by its name and code. Some programs are the same code
+    for several problems: ADVI's ``raw_params`` and ``draw`` do not read the rows, so Q = 5 (128
+    padded rows) and Q = 10 (1,024) share them. With the problem in the name, a problem's build
+    compiles its own executables instead of loading the other's from JAX's cache, which
+    `jax_cache.stored_program` could not store (in issue 13's grid: the three models' Q = 5
+    programs).
+    """
+
+    def named(*args: Any) -> Any:
+        return function(*args)
+
+    named.__name__ = named.__qualname__ = f"{function.__name__}_{tag}" if tag else function.__name__
+    return jax.jit(named)
+
+
 def _arrays(data: RegressionData) -> tuple[jax.Array, jax.Array | None, jax.Array]:
     group = None if data.group is None else jnp.asarray(data.group, dtype=jnp.int64)
     return jnp.asarray(data.X, dtype=jnp.float64), group, jnp.asarray(data.y, dtype=jnp.float64)
@@ -231,6 +249,7 @@ def _build_svi(
     settings: AdviSettings,
     family: str,
     padding: Padding,
+    tag: str = "",
 ) -> _SviProgram:
     """Compile the ADVI programs: initial state, one window of steps, parameters, draws from q.
 
@@ -286,7 +305,7 @@ def _build_svi(
     arrays = padded_arrays(data, padding)
     rows = padding.padded_obs
     key = random.PRNGKey(0)
-    init = compile_program(jax.jit(svi_init.init).lower(key, *arrays), rows)
+    init = compile_program(_jit_named(svi_init.init, tag).lower(key, *arrays), rows)
     # `SVI.init` records the (static) transforms of the guide's parameters; share them.
     svi_run.constrain_fn = svi_draw.constrain_fn = svi_init.constrain_fn
     state = jax.eval_shape(svi_init.init, key, *arrays)
@@ -298,9 +317,9 @@ def _build_svi(
     dense_sites, transforms = _layout(guide_init)
     return _SviProgram(
         init=init,
-        window=compile_program(jax.jit(window).lower(state, raw, *arrays), rows),
-        raw_params=compile_program(jax.jit(raw_params).lower(state), rows),
-        draw=compile_program(jax.jit(draw).lower(key, raw, *arrays), rows),
+        window=compile_program(_jit_named(window, tag).lower(state, raw, *arrays), rows),
+        raw_params=compile_program(_jit_named(raw_params, tag).lower(state), rows),
+        draw=compile_program(_jit_named(draw, tag).lower(key, raw, *arrays), rows),
         dense_sites=dense_sites,
         transforms=transforms,
         padded_shape=padding.shape,
@@ -439,7 +458,10 @@ def advi(
     program, compile_time = _PROGRAMS.get(
         key,
         lambda: jax_cache.stored_program(
-            key, lambda: _build_svi(spec, data, priors, settings, family, padding)
+            key,
+            lambda: _build_svi(
+                spec, data, priors, settings, family, padding, jax_cache.problem_tag(key)
+            ),
         ),
     )
     return fit_advi(
@@ -459,7 +481,7 @@ _STAT_FIELDS = ("diverging", "num_steps", "energy", "accept_prob", "potential_en
 
 
 def _build_nuts(
-    spec: ModelSpec, data: RegressionData, priors: Any, settings: NutsSettings
+    spec: ModelSpec, data: RegressionData, priors: Any, settings: NutsSettings, tag: str = ""
 ) -> Callable[..., Any]:
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import initialize_model
@@ -506,7 +528,7 @@ def _build_nuts(
         return jax.vmap(one_chain, in_axes=(0,) + (None,) * len(args))(keys, *args)
 
     keys = random.split(random.PRNGKey(0), settings.num_chains)
-    lowered = jax.jit(run).lower(keys, *_nuts_arrays(data, settings))
+    lowered = _jit_named(run, tag).lower(keys, *_nuts_arrays(data, settings))
     return compile_program(lowered, data.n_obs)
 
 
@@ -586,7 +608,9 @@ def nuts(
     key = problem_key("nuts", sampled, data, priors, settings, CHAIN_METHOD)
     program, compile_time = _PROGRAMS.get(
         key,
-        lambda: jax_cache.stored_program(key, lambda: _build_nuts(spec, data, priors, settings)),
+        lambda: jax_cache.stored_program(
+            key, lambda: _build_nuts(spec, data, priors, settings, jax_cache.problem_tag(key))
+        ),
     )
 
     def sample() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
