@@ -88,6 +88,9 @@ def enable() -> Path | None:
 
 PROGRAMS_DIR = "programs"
 """Under `cache_root`: NumPyro's compiled programs, one file per problem (`stored_program`)."""
+MAX_STORE_BYTES = 1 << 30
+"""The store keeps at most this many bytes (1 GiB; about 0.5 MB per program), the least recently
+used programs removed first (`prune`)."""
 _FORMAT = ("vistudy-program", 1)
 _SOURCE_PACKAGES = ("inference", "models")
 """Packages whose code traces NumPyro's programs: a change to any of their files is a new key."""
@@ -135,7 +138,9 @@ def stored_program(key: tuple, build: Callable[[], Any]) -> Any:
         return build()
     if path.exists():
         try:
-            return _unpack(pickle.loads(zlib.decompress(path.read_bytes())))
+            program = _unpack(pickle.loads(zlib.decompress(path.read_bytes())))
+            _touch(path)
+            return program
         except Exception as error:  # truncated, or from a jaxlib that reads it differently
             logger.warning("stored program %s unreadable (%s): compiled again", path.name, error)
             path.unlink(missing_ok=True)
@@ -302,5 +307,45 @@ def _store(path: Path, program: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         replace_atomically(path, lambda temporary: temporary.write_bytes(blob))
+        prune(path.parent)
     except OSError as error:  # a read-only or full cache folder: keep going without it
         logger.warning("program not stored in %s: %s", path.parent, error)
+
+
+def _touch(path: Path) -> None:
+    """Mark ``path`` as used now (`prune` removes the least recently used files first)."""
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache: it is still read
+        pass
+
+
+def prune(folder: Path, max_bytes: int | None = None) -> list[Path]:
+    """Remove the least recently used stored programs until ``folder`` holds at most
+    ``max_bytes`` (`MAX_STORE_BYTES`); called after each program stored. Each version of the
+    code stores its own programs, so without this the store would grow with every upgrade.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    limit = MAX_STORE_BYTES if max_bytes is None else max_bytes
+    files = []
+    for path in folder.glob("*.bin"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed by another process meanwhile
+            continue
+        files.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in files)
+    removed = []
+    for _, size, path in sorted(files):
+        if total <= limit:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    if removed:
+        logger.info("removed %d least recently used program(s) from %s", len(removed), folder)
+    return removed

@@ -151,3 +151,17 @@ def test_the_key_changes_with_the_problem_the_code_and_the_options(store, monkey
         jax_cache._environment.cache_clear()
         assert jax_cache._program_path(key) == path
     assert jax_cache._program_path((*key, np.zeros(3))) is None  # not plain data: not stored
+
+
+def test_the_store_keeps_the_most_recently_used_programs_within_its_size(tmp_path):
+    import os
+
+    for age, name in enumerate(("new", "used", "old")):
+        path = tmp_path / f"{name}.bin"
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1e9 - 1000 * age, 1e9 - 1000 * age))
+    jax_cache._touch(tmp_path / "used.bin")  # loaded now: the most recent
+    assert jax_cache.prune(tmp_path, max_bytes=300) == []
+    assert [p.name for p in jax_cache.prune(tmp_path, max_bytes=200)] == ["old.bin"]
+    assert [p.name for p in jax_cache.prune(tmp_path, max_bytes=150)] == ["new.bin"]
+    assert [p.name for p in tmp_path.glob("*.bin")] == ["used.bin"]
