@@ -116,8 +116,10 @@ def stored_program(key: tuple, build: Callable[[], Any]) -> Any:
     and what else shapes the traced program: the code of `_SOURCE_PACKAGES`, the versions of
     JAX, jaxlib, NumPyro and NumPy, JAX's tracing options (`_TRACING_CONFIG`), ``XLA_FLAGS``
     and the device. Nothing is stored when the cache is off (``VISTUDY_CACHE_DIR=""``), for a
-    key that is not plain data, for a program JAX cannot serialize, or for one holding an
-    executable JAX loaded from its persistent cache (`jax_cache_hits`: after an edit of the code
+    key that is not plain data, for a program JAX cannot serialize, for one with custom calls
+    (LAPACK's, in the dense families' ADVI: a process that has not lowered one has no target
+    for them and crashes), or for one holding an executable JAX loaded from its persistent
+    cache (`jax_cache_hits`: after an edit of the code
     such programs build as fast as before, from JAX's cache, and are stored once XLA compiles
     them again); a file that fails to load is replaced.
 
@@ -273,6 +275,10 @@ def _pack(program: Any) -> tuple:
             return value
         if value in _LOADED:
             raise ValueError("an executable JAX loaded from its cache")
+        if "custom_call_target" in value.as_text():
+            # e.g. LAPACK's triangular solve in block ADVI's window: loaded in a process that
+            # has not lowered one, the call finds no registered target and the process crashes
+            raise ValueError("an executable with custom calls")
         return _Executable(*serialize(value))
 
     if isinstance(program, jax.stages.Compiled):

@@ -4,7 +4,11 @@ everything that shapes the program, and a file that cannot be read is compiled a
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,3 +169,51 @@ def test_the_store_keeps_the_most_recently_used_programs_within_its_size(tmp_pat
     assert [p.name for p in jax_cache.prune(tmp_path, max_bytes=200)] == ["old.bin"]
     assert [p.name for p in jax_cache.prune(tmp_path, max_bytes=150)] == ["new.bin"]
     assert [p.name for p in tmp_path.glob("*.bin")] == ["used.bin"]
+
+
+_TWO_PROCESSES = """
+import json, sys
+from inference import fit
+from inference.ppl import numpyro_engine
+from models import simulate
+
+advi, nuts = json.loads(sys.argv[1])
+builds = []
+for name in ("_build_svi", "_build_nuts"):
+    def counted(*args, _build=getattr(numpyro_engine, name), **kwargs):
+        builds.append(1)
+        return _build(*args, **kwargs)
+    setattr(numpyro_engine, name, counted)
+data, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+draws = {}
+for method, family, settings in (
+    ("advi", "mean_field", advi), ("advi", "block", advi), ("nuts", None, nuts)
+):
+    idata = fit("random_intercept", data, backend="numpyro", method=method, family=family,
+                settings=settings)
+    draws[f"{method}:{family}"] = idata.posterior.beta.values.ravel().tolist()
+print(json.dumps({"draws": draws, "builds": len(builds)}))
+"""
+
+
+def test_programs_stored_by_one_process_run_in_the_next(tmp_path):
+    """What the store holds runs in a new process, with the draws of the process that compiled
+    it: mean-field ADVI and NUTS load, block ADVI (LAPACK's custom calls, which a process that
+    has not lowered one cannot run) is compiled again. Empty caches, two fresh processes."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env[jax_cache.CACHE_ENV] = str(tmp_path)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _TWO_PROCESSES, json.dumps([ADVI, NUTS])],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for _ in range(2)
+    ]
+    first, second = (json.loads(run.stdout.strip().splitlines()[-1]) for run in runs)
+    assert (first["builds"], second["builds"]) == (3, 1)
+    assert second["draws"] == first["draws"]
+    assert len(list((tmp_path / jax_cache.PROGRAMS_DIR).glob("*.bin"))) == 2
