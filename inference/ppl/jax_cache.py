@@ -119,9 +119,9 @@ def stored_program(key: tuple, build: Callable[[], Any]) -> Any:
     key that is not plain data, for a program JAX cannot serialize, for one with custom calls
     (LAPACK's, in the dense families' ADVI: a process that has not lowered one has no target
     for them and crashes), or for one holding an executable JAX loaded from its persistent
-    cache (`jax_cache_hits`: after an edit of the code
-    such programs build as fast as before, from JAX's cache, and are stored once XLA compiles
-    them again); a file that fails to load is replaced.
+    cache (`jax_cache_hits`: after an edit of the code such programs build as fast as before,
+    from JAX's cache, and are stored once XLA compiles them again); a file that fails to load
+    is replaced.
 
     Parameters
     ----------
