@@ -131,6 +131,15 @@ def _jit_named(function: Callable[..., Any], tag: str) -> Any:
     return jax.jit(named)
 
 
+def _program(key: tuple, build: Callable[[str], Any]) -> tuple[Any, float]:
+    """The compiled program of problem ``key`` and the seconds it took: this process's, else
+    vistudy's store's (`jax_cache.stored_program`), else ``build(tag)``'s, with the problem's
+    ``tag`` (`jax_cache.problem_tag`) in the names of its functions (`_jit_named`)."""
+    return _PROGRAMS.get(
+        key, lambda: jax_cache.stored_program(key, lambda: build(jax_cache.problem_tag(key)))
+    )
+
+
 def _arrays(data: RegressionData) -> tuple[jax.Array, jax.Array | None, jax.Array]:
     group = None if data.group is None else jnp.asarray(data.group, dtype=jnp.int64)
     return jnp.asarray(data.X, dtype=jnp.float64), group, jnp.asarray(data.y, dtype=jnp.float64)
@@ -455,14 +464,8 @@ def advi(
         shape=padding.shape,
         run_time=LOOP_SETTINGS,
     )
-    program, compile_time = _PROGRAMS.get(
-        key,
-        lambda: jax_cache.stored_program(
-            key,
-            lambda: _build_svi(
-                spec, data, priors, settings, family, padding, jax_cache.problem_tag(key)
-            ),
-        ),
+    program, compile_time = _program(
+        key, lambda tag: _build_svi(spec, data, priors, settings, family, padding, tag)
     )
     return fit_advi(
         lambda: _SviRun(program, spec, data, seed, padding),
@@ -606,11 +609,8 @@ def nuts(
         )
     sampled = centring.sampled_spec(spec, settings.centring)
     key = problem_key("nuts", sampled, data, priors, settings, CHAIN_METHOD)
-    program, compile_time = _PROGRAMS.get(
-        key,
-        lambda: jax_cache.stored_program(
-            key, lambda: _build_nuts(spec, data, priors, settings, jax_cache.problem_tag(key))
-        ),
+    program, compile_time = _program(
+        key, lambda tag: _build_nuts(spec, data, priors, settings, tag)
     )
 
     def sample() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
