@@ -314,7 +314,7 @@ def _build_svi(
     arrays = padded_arrays(data, padding)
     rows = padding.padded_obs
     key = random.PRNGKey(0)
-    init = compile_program(_jit_named(svi_init.init, tag).lower(key, *arrays), rows)
+    init = compile_program(_jit_named(svi_init.init, tag).lower(key, *arrays), rows, runs_once=True)
     # `SVI.init` records the (static) transforms of the guide's parameters; share them.
     svi_run.constrain_fn = svi_draw.constrain_fn = svi_init.constrain_fn
     state = jax.eval_shape(svi_init.init, key, *arrays)
@@ -327,12 +327,19 @@ def _build_svi(
     return _SviProgram(
         init=init,
         window=compile_program(_jit_named(window, tag).lower(state, raw, *arrays), rows),
-        raw_params=compile_program(_jit_named(raw_params, tag).lower(state), rows),
-        draw=compile_program(_jit_named(draw, tag).lower(key, raw, *arrays), rows),
+        raw_params=compile_program(_jit_named(raw_params, tag).lower(state), rows, runs_once=True),
+        draw=compile_program(_jit_named(draw, tag).lower(key, raw, *arrays), rows, runs_once=True),
         dense_sites=dense_sites,
         transforms=transforms,
         padded_shape=padding.shape,
     )
+
+
+def _zeros(like: jax.Array) -> jax.Array:
+    """Zeros shaped like ``like``, made in NumPy: ``jnp.zeros_like`` compiles a small XLA
+    program for every shape in every process, as does arithmetic on JAX arrays outside a
+    program (`_SviRun.average_windows` divides in NumPy)."""
+    return jax.device_put(np.zeros(like.shape, like.dtype))
 
 
 class _SviRun:
@@ -350,7 +357,7 @@ class _SviRun:
         self.arrays = padded_arrays(data, padding)
         self.key_optimise, self.key_draw = random.split(random.PRNGKey(seed))
         self.state = program.init(self.key_optimise, *self.arrays)
-        self.zeros = jax.tree.map(jnp.zeros_like, self._raw_params())
+        self.zeros = jax.tree.map(_zeros, self._raw_params())
         self.params: dict[str, np.ndarray] = {}
         self.average: Any = None
 
@@ -368,7 +375,8 @@ class _SviRun:
                 self.state, total, *self.arrays
             )
             losses.append(np.asarray(window_losses))
-        self.average = jax.tree.map(lambda t: t / (windows * len(losses[0])), total)
+        steps = windows * len(losses[0])
+        self.average = jax.tree.map(lambda t: np.asarray(t) / steps, total)
         return np.concatenate(losses)
 
     def draws(self, num_draws: int) -> dict[str, np.ndarray]:

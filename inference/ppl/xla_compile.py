@@ -25,6 +25,15 @@ including tracing and lowering):
 Issue 13's grid, cold: NumPyro's NUTS compiled in 56.9 s instead of 82.1 (summed over its 16
 fits; two runs an hour apart).
 
+Programs a fit calls once (ADVI's initial state and its draws from q, ``runs_once``) are also
+compiled without LLVM's optimisation of the generated code (`RUN_ONCE_OPTIONS`): what it costs
+in running is paid once per fit. Measured 2026-11-27 (2 cores, fresh processes, M0 with 20
+rows per group at Q = 50, 4,000 draws; 1,000 groups of one row, 1,000 draws): the draw program
+compiled in 0.26 s instead of 0.42 (mean-field) and in 0.29 s instead of 0.54 (block), and ran
+0.04-0.09 s longer; the initial state compiled in 0.05-0.13 s instead of 0.07-0.20. The
+programs a fit runs thousands of times (ADVI's window, NUTS) keep LLVM's optimisation, which
+halves their running (`benchmarks/xla_compile.py --options`).
+
 The option is a per-program compiler option (not ``XLA_FLAGS``): nothing to set before JAX
 starts, and JAX's persistent cache keys each program with its options. A jaxlib that does not
 know the option (older, or one that dropped it) compiles with its defaults.
@@ -45,29 +54,34 @@ FAST_COMPILE_MAX_ROWS = 1024
 """Programs compiled for at most this many rows of data use the older, faster-compiling emitter
 (`compile_program`); 0 turns that off."""
 FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
+"""Added to `FAST_COMPILE_OPTIONS` for a program called once per fit (`compile_options`)."""
 _unknown_options = False
 """Set once this jaxlib rejected `FAST_COMPILE_OPTIONS`: compile with the defaults from then on."""
 
 
-def compile_options(n_rows: int) -> dict[str, Any] | None:
+def compile_options(n_rows: int, runs_once: bool = False) -> dict[str, Any] | None:
     """The XLA compiler options for a program compiled for ``n_rows`` rows (``None``: defaults).
 
     Parameters
     ----------
     n_rows : int
         Rows of data the program is compiled for (after padding).
+    runs_once : bool
+        The program is called once per fit (an initial state, draws from q).
 
     Returns
     -------
     dict or None
-        `FAST_COMPILE_OPTIONS` on the CPU backend for at most `FAST_COMPILE_MAX_ROWS` rows.
+        `FAST_COMPILE_OPTIONS` on the CPU backend for at most `FAST_COMPILE_MAX_ROWS` rows, with
+        `RUN_ONCE_OPTIONS` for a program that ``runs_once``.
     """
     if _unknown_options or n_rows > FAST_COMPILE_MAX_ROWS or jax.default_backend() != "cpu":
         return None
-    return dict(FAST_COMPILE_OPTIONS)
+    return {**FAST_COMPILE_OPTIONS, **(RUN_ONCE_OPTIONS if runs_once else {})}
 
 
-def compile_program(lowered: Any, n_rows: int) -> Any:
+def compile_program(lowered: Any, n_rows: int, runs_once: bool = False) -> Any:
     """Compile a lowered JAX program (``jax.jit(f).lower(...)``) with `compile_options`.
 
     Parameters
@@ -76,6 +90,8 @@ def compile_program(lowered: Any, n_rows: int) -> Any:
         The program.
     n_rows : int
         Rows of data it is compiled for.
+    runs_once : bool
+        The program is called once per fit (`RUN_ONCE_OPTIONS`).
 
     Returns
     -------
@@ -84,15 +100,14 @@ def compile_program(lowered: Any, n_rows: int) -> Any:
         persistent cache.
     """
     hits = jax_cache.jax_cache_hits()
-    compiled = _compile(lowered, n_rows)
+    compiled = _compile(lowered, compile_options(n_rows, runs_once))
     if jax_cache.jax_cache_hits() != hits:
         jax_cache.mark_loaded(compiled)
     return compiled
 
 
-def _compile(lowered: Any, n_rows: int) -> Any:
+def _compile(lowered: Any, options: dict[str, Any] | None) -> Any:
     global _unknown_options
-    options = compile_options(n_rows)
     if options is None:
         return lowered.compile()
     try:

@@ -32,14 +32,20 @@ class _Recording:
         return self.lowered.compile(compiler_options=compiler_options)
 
 
+@pytest.mark.parametrize("runs_once", [False, True])
 @pytest.mark.parametrize("n_rows", [10, xla_compile.FAST_COMPILE_MAX_ROWS + 1])
-def test_small_programs_get_the_older_emitter_and_compute_the_same(n_rows, monkeypatch):
+def test_small_programs_get_the_older_emitter_and_compute_the_same(n_rows, runs_once, monkeypatch):
+    """Small programs: the older emitter, and without LLVM's optimisation when called once per
+    fit; the numbers are XLA's defaults' to rounding."""
     monkeypatch.setattr(xla_compile, "_unknown_options", False)
     lowered, args = _program(n_rows)
     recording = _Recording(lowered)
-    value, grad = xla_compile.compile_program(recording, n_rows)(*args)
-    small = n_rows <= xla_compile.FAST_COMPILE_MAX_ROWS
-    assert recording.options == [xla_compile.FAST_COMPILE_OPTIONS if small else None]
+    value, grad = xla_compile.compile_program(recording, n_rows, runs_once)(*args)
+    expected_options = None
+    if n_rows <= xla_compile.FAST_COMPILE_MAX_ROWS:
+        once = xla_compile.RUN_ONCE_OPTIONS if runs_once else {}
+        expected_options = {**xla_compile.FAST_COMPILE_OPTIONS, **once}
+    assert recording.options == [expected_options]
     expected_value, expected_grad = lowered.compile()(*args)
     np.testing.assert_allclose(value, expected_value, rtol=1e-13)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-13, atol=1e-15)
@@ -66,3 +72,28 @@ def test_other_compile_errors_are_not_swallowed(monkeypatch):
     monkeypatch.setattr(xla_compile, "_unknown_options", False)
     with pytest.raises(jax.errors.JaxRuntimeError, match="RESOURCE_EXHAUSTED"):
         xla_compile.compile_program(Failing(), 10)
+
+
+def test_advi_optimises_its_window_and_not_the_programs_it_calls_once(monkeypatch):
+    """NumPyro ADVI's window runs thousands of times per fit; its initial state, parameters
+    and draws from q run once: those are compiled with `RUN_ONCE_OPTIONS`."""
+    import re
+
+    from inference import fit
+    from inference.ppl import jax_cache, numpyro_engine
+    from models import simulate
+
+    monkeypatch.setenv(jax_cache.CACHE_ENV, "")  # build, do not load from the program store
+    compiled = {}
+
+    def recording(lowered, n_rows, runs_once=False):
+        name = re.search(r"module @jit_([a-z_]+?)(_[0-9a-f]{10})?\b", lowered.as_text())[1]
+        compiled[name] = runs_once
+        return xla_compile.compile_program(lowered, n_rows, runs_once)
+
+    monkeypatch.setattr(numpyro_engine, "compile_program", recording)
+    data, _ = simulate("linear", n_obs=30, seed=2)
+    settings = {"max_steps": 100, "min_steps": 50, "window": 50, "num_draws": 10}
+    settings["init_scale"] = 0.123  # a problem no other test has compiled in this process
+    fit("linear", data, backend="numpyro", method="advi", settings=settings, seed=0)
+    assert compiled == {"init": True, "window": False, "raw_params": True, "draw": True}
