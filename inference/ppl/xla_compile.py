@@ -57,7 +57,8 @@ FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
 """Added to `FAST_COMPILE_OPTIONS` for a program called once per fit (`compile_options`)."""
 _unknown_options = False
-"""Set once this jaxlib rejected `FAST_COMPILE_OPTIONS`: compile with the defaults from then on."""
+"""Set once this jaxlib rejected an option (`FAST_COMPILE_OPTIONS`, `RUN_ONCE_OPTIONS`): compile
+with the defaults from then on."""
 
 
 def compile_options(n_rows: int, runs_once: bool = False) -> dict[str, Any] | None:
