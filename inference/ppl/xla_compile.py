@@ -30,7 +30,7 @@ compiled without LLVM's optimisation of the generated code (`RUN_ONCE_OPTIONS`):
 in running is paid once per fit. Measured 2026-11-27 (2 cores, fresh processes, M0 with 20
 rows per group at Q = 50, 4,000 draws; 1,000 groups of one row, 1,000 draws): the draw program
 compiled in 0.26 s instead of 0.42 (mean-field) and in 0.29 s instead of 0.54 (block), and ran
-0.04-0.09 s longer; the initial state compiled in 0.05-0.13 s instead of 0.07-0.20. The
+0.02-0.09 s longer; the initial state compiled in 0.05-0.13 s instead of 0.07-0.20. The
 programs a fit runs thousands of times (ADVI's window, NUTS) keep LLVM's optimisation, which
 halves their running (`benchmarks/xla_compile.py --options`).
 
