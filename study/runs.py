@@ -35,13 +35,14 @@ from study.config import FitSpec, Scenario, StudyConfig
 logger = logging.getLogger(__name__)
 
 RUNS_DIR = "runs"
-_THREAD_ENV = {
+THREAD_LIMITS = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
     "NUMBA_NUM_THREADS": "1",
 }
+"""The environment of a study worker: one BLAS, OpenMP, XLA and Numba thread (`limit_threads`)."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def limit_threads() -> None:
     Also silences PyTensor's one notice that it found no system BLAS (pip installs have none;
     it falls back to numpy's), which would otherwise be repeated by every worker.
     """
-    for name, value in _THREAD_ENV.items():
+    for name, value in THREAD_LIMITS.items():
         os.environ.setdefault(name, value)
     warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation")
 

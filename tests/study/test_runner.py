@@ -307,6 +307,40 @@ def test_a_run_that_kills_its_worker_fails_alone(tiny_study, tmp_path):
     assert all(record["status"] == "done" for record in records.values()), records
 
 
+def _worker_state(name):
+    """In a pool worker: the environment variable ``name``, the process's threads (Linux) after
+    a matrix product (NumPy's BLAS starts its threads by then), and the worker's parent."""
+    import numpy as np
+
+    matrix = np.ones((400, 400))
+    matrix @ matrix
+    tasks = Path("/proc/self/task")
+    threads = len(list(tasks.iterdir())) if tasks.is_dir() else None
+    return os.environ.get(name), threads, os.getppid()
+
+
+def test_each_pool_has_the_environment_of_its_start_and_one_blas_thread(monkeypatch):
+    """On Linux the workers are forked by a fork server that outlives a pool: a later pool's
+    workers still get the parent's environment of when that pool started, and BLAS runs in
+    one thread (the worker's own thread and its parent watchdog, nothing more)."""
+    name = "VISTUDY_TEST_POOL_ENVIRONMENT"
+    parents = set()
+    for value in ("first", "second"):
+        monkeypatch.setenv(name, value)
+        before = dict(os.environ)
+        pool = LocalPool(2)
+        try:
+            seen, threads, parent = pool.submit(_worker_state, name).result(timeout=120)
+        finally:
+            pool.shutdown()
+        assert seen == value
+        assert threads in (None, 2)
+        assert dict(os.environ) == before  # the thread limits were the fork server's alone
+        parents.add(parent)
+    if sys.platform.startswith("linux"):  # both pools' workers came from one fork server
+        assert len(parents) == 1 and os.getpid() not in parents
+
+
 def test_figure_workers_do_not_inherit_the_sigterm_handler(tmp_path):
     """The pool closes its forked children with SIGTERM: under `vistudy`'s handler they printed
     a `StudyStopped` traceback (6 closings of 30). They draw with SIGTERM's default action."""
