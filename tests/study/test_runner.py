@@ -167,12 +167,15 @@ def _posteriors(out):
     }
 
 
+# The window and draws of the program-cache tests' ADVI (`test_padding`, `test_programs`,
+# `test_jax_cache`) on the same padded shape: one program for all of them, built once in the
+# suite and loaded from the program store by every other process (the pool's, Dask's).
 NUMPYRO_ADVI = """
 [[fit]]
 backend = "numpyro"
 method = "advi"
 models = ["random_intercept"]
-settings = { max_steps = 300, min_steps = 100, window = 50, num_draws = 100 }
+settings = { max_steps = 300, min_steps = 100, window = 50, num_draws = 20 }
 """
 
 
