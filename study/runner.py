@@ -392,10 +392,10 @@ def worker_context() -> multiprocessing.context.BaseContext:
     pool, and serves every later pool of this process. The fork server is started with the
     workers' thread limits (`study.runs.limit_threads`) in its environment, so NumPy's BLAS
     starts with one thread; JAX is never imported in it, so no process forks after JAX.
-    Measured 2026-11-27 (2 cores, a pool of 2 running one import task each): spawned
-    workers took 3.3 s per pool (6.5 s of CPU); with the fork server 2.5 s for the first pool
-    (the fork server's imports) and 0.5 s for each later one. macOS and Windows keep spawning
-    (macOS' system libraries are not safe to use after a fork).
+    Measured 2026-11-27 with `benchmarks/worker_start.py` (2 cores, pools of 2 workers that
+    import the study's modules): spawned, 2.6-2.9 s and 5.2-5.7 CPU-s per pool; forked, 2.2 s
+    and 2.2 CPU-s for the first pool and 0.03 s for each later one. macOS and Windows keep
+    spawning (macOS' system libraries are not safe to use after a fork).
     """
     if not sys.platform.startswith("linux"):
         return multiprocessing.get_context("spawn")
