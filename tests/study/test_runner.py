@@ -312,20 +312,23 @@ def test_a_run_that_kills_its_worker_fails_alone(tiny_study, tmp_path):
 
 def _worker_state(name):
     """In a pool worker: the environment variable ``name``, the process's threads (Linux) after
-    a matrix product (NumPy's BLAS starts its threads by then), and the worker's parent."""
+    a matrix product (NumPy's BLAS starts its threads by then), the worker's parent, and whether
+    JAX was imported (by the fork server it was forked from, or this module)."""
     import numpy as np
 
+    jax_imported = "jax" in sys.modules
     matrix = np.ones((400, 400))
     matrix @ matrix
     tasks = Path("/proc/self/task")
     threads = len(list(tasks.iterdir())) if tasks.is_dir() else None
-    return os.environ.get(name), threads, os.getppid()
+    return os.environ.get(name), threads, os.getppid(), jax_imported
 
 
 def test_each_pool_has_the_environment_of_its_start_and_one_blas_thread(monkeypatch):
     """On Linux the workers are forked by a fork server that outlives a pool: a later pool's
-    workers still get the parent's environment of when that pool started, and BLAS runs in
-    one thread (the worker's own thread and its parent watchdog, nothing more)."""
+    workers still get the parent's environment of when that pool started, BLAS runs in one
+    thread (the worker's own thread and its parent watchdog, nothing more), and JAX was never
+    imported in the fork server."""
     name = "VISTUDY_TEST_POOL_ENVIRONMENT"
     parents = set()
     for value in ("first", "second"):
@@ -333,9 +336,10 @@ def test_each_pool_has_the_environment_of_its_start_and_one_blas_thread(monkeypa
         before = dict(os.environ)
         pool = LocalPool(2)
         try:
-            seen, threads, parent = pool.submit(_worker_state, name).result(timeout=120)
+            seen, threads, parent, jax_imported = pool.submit(_worker_state, name).result(120)
         finally:
             pool.shutdown()
+        assert not jax_imported  # no process forks after JAX
         assert seen == value
         assert threads in (None, 2)
         assert dict(os.environ) == before  # the thread limits were the fork server's alone
