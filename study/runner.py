@@ -10,7 +10,6 @@ so concurrent compiles wait for each other instead of corrupting the cache.
 from __future__ import annotations
 
 import csv
-import ctypes
 import fcntl
 import logging
 import multiprocessing
@@ -472,7 +471,6 @@ class LocalPool:
 
 
 PARENT_POLL_S = 0.5
-_PR_SET_PDEATHSIG = 1
 
 
 def worker_init(parent: int, environment: Mapping[str, str] | None = None) -> None:
@@ -482,10 +480,9 @@ def worker_init(parent: int, environment: Mapping[str, str] | None = None) -> No
 
     ``environment`` is the parent's when it started the pool: a worker forked by the fork server
     (`worker_context`) would otherwise have the fork server's, from when the first pool started.
-    A spawned worker's parent is the parent: on Linux the kernel sends it SIGKILL when the
-    parent goes (``prctl(PR_SET_PDEATHSIG)``). A forked worker's parent is the fork server, which
-    outlives the parent as long as a worker lives; so on every platform a watchdog thread exits
-    when ``parent`` has gone (at once, through a pidfd, where Linux has one; else polling).
+    A forked worker's parent is the fork server, which outlives the parent as long as a worker
+    lives (so the kernel's ``PR_SET_PDEATHSIG`` would never fire); a watchdog thread exits when
+    ``parent`` itself has gone: at once through a pidfd where Linux has one, else by polling.
     """
     if environment is not None:
         os.environ.clear()
@@ -493,12 +490,6 @@ def worker_init(parent: int, environment: Mapping[str, str] | None = None) -> No
     limit_threads()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settle_after_runs()
-    if sys.platform.startswith("linux") and os.getppid() == parent:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            logger.debug("prctl(PR_SET_PDEATHSIG) unavailable; the watchdog alone is used")
     if not _alive(parent):  # gone before the watch began
         os._exit(1)
     threading.Thread(
