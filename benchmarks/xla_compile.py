@@ -58,7 +58,7 @@ OPTION_ARMS = {
     "no expensive passes": {"xla_llvm_disable_expensive_passes": True},
 }
 """Arm label (``--options``): options added to the engine's `FAST_COMPILE_OPTIONS` (the older
-emitter), for every program; the programs a fit calls once keep `RUN_ONCE_OPTIONS` over them."""
+emitter), for every program; brief programs keep `BRIEF_OPTIONS` over them."""
 TOTALS = (
     "compile_s",
     "run_s",

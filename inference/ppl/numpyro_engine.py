@@ -17,7 +17,9 @@ second fit to new data of the same shape reuses them: its ``compile_time_s`` is 
   serves many data sets (the reproduction's 47 NumPyro ADVI programs become 26).
 - XLA's older emitter for programs compiled for at most 1,024 rows (`inference.ppl.xla_compile`):
   0.5-1.2 s less compiling per fit for 5-17 % more time per step, a net gain for fits that run
-  under about 5 s, as most of the grid's and the tests' do (0.1-8 s).
+  under about 5 s, as most of the grid's and the tests' do (0.1-8 s). Programs whose whole run
+  is brief (those a fit calls once, and the window and NUTS of small fits, `is_brief`) are
+  compiled without LLVM's optimisation as well.
 
 ADVI
     The family is the guide (`_guide`): `AutoNormal` (``mean_field``: a Gaussian with diagonal
@@ -73,7 +75,7 @@ from inference.ppl.padding import (
     trim_draws,
 )
 from inference.ppl.programs import ProgramCache, RecentDraws, data_fingerprint, problem_key
-from inference.ppl.xla_compile import compile_program
+from inference.ppl.xla_compile import compile_program, is_brief
 from inference.settings import AdviSettings, NutsSettings
 from inference.vi import (
     LOOP_SETTINGS,
@@ -259,11 +261,13 @@ def _build_svi(
     family: str,
     padding: Padding,
     tag: str = "",
+    brief: bool = False,
 ) -> _SviProgram:
     """Compile the ADVI programs: initial state, one window of steps, parameters, draws from q.
 
     The programs take ``(X, group, y, obs_mask, group_mask)`` padded to ``padding`` (see
-    `inference.ppl.padding`), so they serve every data set with the same padded shape.
+    `inference.ppl.padding`), so they serve every data set with the same padded shape. The
+    window is compiled for a ``brief`` run (`inference.ppl.xla_compile.is_brief`) or a long one.
 
     Each program gets its own guide object: an autoguide sets itself up (traces the model) the
     first time it is called, and doing that inside the program being compiled keeps its arrays in
@@ -314,7 +318,7 @@ def _build_svi(
     arrays = padded_arrays(data, padding)
     rows = padding.padded_obs
     key = random.PRNGKey(0)
-    init = compile_program(_jit_named(svi_init.init, tag).lower(key, *arrays), rows, runs_once=True)
+    init = compile_program(_jit_named(svi_init.init, tag).lower(key, *arrays), rows, brief=True)
     # `SVI.init` records the (static) transforms of the guide's parameters; share them.
     svi_run.constrain_fn = svi_draw.constrain_fn = svi_init.constrain_fn
     state = jax.eval_shape(svi_init.init, key, *arrays)
@@ -326,9 +330,9 @@ def _build_svi(
     dense_sites, transforms = _layout(guide_init)
     return _SviProgram(
         init=init,
-        window=compile_program(_jit_named(window, tag).lower(state, raw, *arrays), rows),
-        raw_params=compile_program(_jit_named(raw_params, tag).lower(state), rows, runs_once=True),
-        draw=compile_program(_jit_named(draw, tag).lower(key, raw, *arrays), rows, runs_once=True),
+        window=compile_program(_jit_named(window, tag).lower(state, raw, *arrays), rows, brief),
+        raw_params=compile_program(_jit_named(raw_params, tag).lower(state), rows, brief=True),
+        draw=compile_program(_jit_named(draw, tag).lower(key, raw, *arrays), rows, brief=True),
         dense_sites=dense_sites,
         transforms=transforms,
         padded_shape=padding.shape,
@@ -461,7 +465,8 @@ def advi(
     family = family or "mean_field"
     padding = padding_of(data, enabled=settings.pad_shapes, dense=family != "mean_field")
     # Data that fill their padded shape exactly have no masks: a program of its own.
-    extra = (CHAIN_METHOD, padding.pads)
+    brief = is_brief("advi", padding.padded_obs, settings.max_steps)
+    extra = (CHAIN_METHOD, padding.pads, brief)
     key = problem_key(
         f"advi:{family}",
         spec,
@@ -473,7 +478,7 @@ def advi(
         run_time=LOOP_SETTINGS,
     )
     program, compile_time = _program(
-        key, lambda tag: _build_svi(spec, data, priors, settings, family, padding, tag)
+        key, lambda tag: _build_svi(spec, data, priors, settings, family, padding, tag, brief)
     )
     return fit_advi(
         lambda: _SviRun(program, spec, data, seed, padding),
@@ -540,7 +545,9 @@ def _build_nuts(
 
     keys = random.split(random.PRNGKey(0), settings.num_chains)
     lowered = _jit_named(run, tag).lower(keys, *_nuts_arrays(data, settings))
-    return compile_program(lowered, data.n_obs)
+    iterations = settings.num_chains * (settings.num_warmup + settings.num_draws)
+    brief = is_brief("nuts", data.n_obs, iterations)
+    return compile_program(lowered, data.n_obs, brief)
 
 
 def _coordinates(args: tuple[Any, ...], intercept_centring: bool) -> tuple[Callable, Callable]:

@@ -32,18 +32,18 @@ class _Recording:
         return self.lowered.compile(compiler_options=compiler_options)
 
 
-@pytest.mark.parametrize("runs_once", [False, True])
+@pytest.mark.parametrize("brief", [False, True])
 @pytest.mark.parametrize("n_rows", [10, xla_compile.FAST_COMPILE_MAX_ROWS + 1])
-def test_small_programs_get_the_older_emitter_and_compute_the_same(n_rows, runs_once, monkeypatch):
-    """Small programs: the older emitter, and without LLVM's optimisation when called once per
-    fit; the numbers are XLA's defaults' to rounding."""
+def test_small_programs_get_the_older_emitter_and_compute_the_same(n_rows, brief, monkeypatch):
+    """Small programs: the older emitter, and without LLVM's optimisation when their whole run
+    is brief; the numbers are XLA's defaults' to rounding."""
     monkeypatch.setattr(xla_compile, "_unknown_options", False)
     lowered, args = _program(n_rows)
     recording = _Recording(lowered)
-    value, grad = xla_compile.compile_program(recording, n_rows, runs_once)(*args)
+    value, grad = xla_compile.compile_program(recording, n_rows, brief)(*args)
     expected_options = None
     if n_rows <= xla_compile.FAST_COMPILE_MAX_ROWS:
-        once = xla_compile.RUN_ONCE_OPTIONS if runs_once else {}
+        once = xla_compile.BRIEF_OPTIONS if brief else {}
         expected_options = {**xla_compile.FAST_COMPILE_OPTIONS, **once}
     assert recording.options == [expected_options]
     expected_value, expected_grad = lowered.compile()(*args)
@@ -74,9 +74,11 @@ def test_other_compile_errors_are_not_swallowed(monkeypatch):
         xla_compile.compile_program(Failing(), 10)
 
 
-def test_advi_optimises_its_window_and_not_the_programs_it_calls_once(monkeypatch):
-    """NumPyro ADVI's window runs thousands of times per fit; its initial state, parameters
-    and draws from q run once: those are compiled with `RUN_ONCE_OPTIONS`."""
+@pytest.mark.parametrize("small_fit", [True, False])
+def test_advi_optimises_its_window_unless_the_fit_is_small(small_fit, monkeypatch):
+    """NumPyro ADVI's initial state, parameters and draws from q run once: compiled with
+    `BRIEF_OPTIONS`. Its window runs thousands of times per fit: optimised unless the fit is
+    small (at most ``BRIEF_WORK["advi"]`` padded rows times ``max_steps``)."""
     import re
 
     from inference import fit
@@ -84,16 +86,39 @@ def test_advi_optimises_its_window_and_not_the_programs_it_calls_once(monkeypatc
     from models import simulate
 
     monkeypatch.setenv(jax_cache.CACHE_ENV, "")  # build, do not load from the program store
+    if not small_fit:
+        monkeypatch.setitem(xla_compile.BRIEF_WORK, "advi", 100 * 30 - 1)
     compiled = {}
 
-    def recording(lowered, n_rows, runs_once=False):
+    def recording(lowered, n_rows, brief=False):
         name = re.search(r"module @jit_([a-z_]+?)(_[0-9a-f]{10})?\b", lowered.as_text())[1]
-        compiled[name] = runs_once
-        return xla_compile.compile_program(lowered, n_rows, runs_once)
+        compiled[name] = brief
+        return xla_compile.compile_program(lowered, n_rows, brief)
 
     monkeypatch.setattr(numpyro_engine, "compile_program", recording)
-    data, _ = simulate("linear", n_obs=30, seed=2)
+    data, _ = simulate("linear", n_obs=30, seed=2)  # not padded: M1 has no groups
     settings = {"max_steps": 100, "min_steps": 50, "window": 50, "num_draws": 10}
     settings["init_scale"] = 0.123  # a problem no other test has compiled in this process
     fit("linear", data, backend="numpyro", method="advi", settings=settings, seed=0)
-    assert compiled == {"init": True, "window": False, "raw_params": True, "draw": True}
+    assert compiled == {"init": True, "window": small_fit, "raw_params": True, "draw": True}
+
+
+@pytest.mark.parametrize(("num_chains", "brief"), [(2, True), (3, False)])
+def test_nuts_is_compiled_for_a_brief_run_when_the_fit_is_small(num_chains, brief, monkeypatch):
+    """NumPyro's NUTS program is compiled with `BRIEF_OPTIONS` when the rows times all chains'
+    iterations are at most ``BRIEF_WORK["nuts"]``."""
+    from inference.ppl import numpyro_engine
+    from models import get_model, simulate
+
+    options = []
+
+    def recording(lowered, n_rows, brief=False):
+        options.append(brief)
+
+    monkeypatch.setitem(xla_compile.BRIEF_WORK, "nuts", 30 * 2 * 40)
+    monkeypatch.setattr(numpyro_engine, "compile_program", recording)
+    spec = get_model("linear")
+    data, _ = simulate("linear", n_obs=30, seed=2)
+    settings = numpyro_engine.NutsSettings(num_chains=num_chains, num_warmup=20, num_draws=20)
+    numpyro_engine._build_nuts(spec, data, spec.priors(), settings)
+    assert options == [brief]
