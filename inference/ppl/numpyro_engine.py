@@ -464,7 +464,8 @@ def advi(
     """
     family = family or "mean_field"
     padding = padding_of(data, enabled=settings.pad_shapes, dense=family != "mean_field")
-    # Data that fill their padded shape exactly have no masks: a program of its own.
+    # Data that fill their padded shape exactly have no masks: a program of its own. The step
+    # cap is not in the key, but whether it makes the window brief is.
     brief = is_brief("advi", padding.padded_obs, settings.max_steps)
     extra = (CHAIN_METHOD, padding.pads, brief)
     key = problem_key(
