@@ -44,8 +44,9 @@ measured 2026-11-28 (2 cores, fresh processes, no persistent cache, twice each):
   more running; 4 chains of 500 + 1,000 on M0 at Q = 20 (400 rows): 0.5 s less compiling, 1.0 s
   more running.
 
-Without LLVM's optimisation the numbers differ in the last bits (a brief program and a full one
-are different programs: ``brief`` is part of their keys).
+Without LLVM's optimisation the numbers differ in the last bits, so a brief program and a full
+one are different programs and their keys decide which is built: NUTS's key holds everything
+`is_brief` reads, ADVI's holds the choice itself (its step cap is a run-time setting).
 
 The option is a per-program compiler option (not ``XLA_FLAGS``): nothing to set before JAX
 starts, and JAX's persistent cache keys each program with its options. A jaxlib that does not
