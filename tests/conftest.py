@@ -72,6 +72,15 @@ def tiny_fit(tiny_data) -> Callable[[str, str, str], az.InferenceData]:
     return get
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests marked ``slow`` first, in their collection order, then the rest.
+
+    pytest-xdist hands tests out in collection order, where the notebooks came last: the
+    longest tests (12-35 s each) ended the run on one worker while the other had finished. Long
+    tasks first, short ones to fill the gaps, lets both workers end together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item):
     """After each test and its fixtures' teardown, settle the heap as a study worker does after

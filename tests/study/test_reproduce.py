@@ -3,6 +3,7 @@
 import re
 
 import pandas as pd
+import pytest
 
 from analysis.tables import VI1_ROWS, WIDE_COLUMNS
 from study.cli import main
@@ -41,6 +42,7 @@ def test_the_reproduction_runs_every_pair_of_the_issue():
     assert {r.seed for r in m2_block} == set(config.seeds)
 
 
+@pytest.mark.slow
 def test_reproduce_writes_every_promised_file(tmp_path):
     out = tmp_path / "results"
     assert main(["reproduce", "--tiny", "--jobs", "1", "--out", str(out)]) == 0
