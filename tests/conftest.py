@@ -8,16 +8,17 @@ tests must not modify it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import arviz as az
 import numpy as np
 import pytest
 
-from analysis.netcdf import _NETCDF_ATTRS
-from inference import fit
-from models import MODELS, RegressionData, simulate
-from study.runs import settle_heap
+# The library (and ArviZ, PyMC, JAX with it) is imported inside the fixtures and hooks:
+# pytest-xdist's controller loads this file before it starts the workers, and runs no test.
+if TYPE_CHECKING:
+    import arviz as az
+
+    from models import RegressionData
 
 TINY_SETTINGS: dict[str, dict[str, int]] = {
     "advi": {
@@ -45,6 +46,8 @@ def tiny_settings() -> dict[str, dict[str, int]]:
 @pytest.fixture(scope="session")
 def tiny_data() -> dict[str, RegressionData]:
     """One small simulated data set per model (4 groups of 6 rows; 24 rows for ``linear``)."""
+    from models import MODELS, simulate
+
     return {
         name: simulate(name, n_groups=TINY_N_GROUPS, n_per_group=TINY_N_PER_GROUP, seed=7)[0]
         for name in MODELS
@@ -54,6 +57,8 @@ def tiny_data() -> dict[str, RegressionData]:
 @pytest.fixture(scope="session")
 def tiny_fit(tiny_data) -> Callable[[str, str, str], az.InferenceData]:
     """``tiny_fit(model, backend, method)``: a tiny fit, computed once per session (seed 0)."""
+    from inference import fit
+
     cache: dict[tuple[str, str, str], az.InferenceData] = {}
 
     def get(model: str, backend: str, method: str) -> az.InferenceData:
@@ -87,6 +92,8 @@ def pytest_runtest_teardown(item: pytest.Item):
     each run (`study.runs.settle_after_runs`): the session's cached fits and compiled programs
     are frozen out of later garbage collections, which otherwise walk them again and again
     (-9 % on the engine and family tests)."""
+    from study.runs import settle_heap
+
     result = yield
     settle_heap()
     return result
@@ -103,6 +110,8 @@ def _netcdf_layout(path):
     """Every object of an HDF5 file in order: datasets' dtype, shape, fill value, data and
     attributes (netCDF-4's own in any order, dimension references by name, the rest in order)."""
     import h5py
+
+    from analysis.netcdf import _NETCDF_ATTRS
 
     netcdf_attrs = _NETCDF_ATTRS | {"_NCProperties"}
 
