@@ -2,9 +2,11 @@
 lock, an --out that cannot be written, and the same draws from a local pool and from Dask."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -64,10 +66,21 @@ def _study(tmp_path, text, name="study.toml"):
     return path
 
 
-def _cli(*args):
+@pytest.fixture
+def cli_temp():
+    """The temporary directory of the `_cli` processes, removed after the test: a killed CLI
+    leaves its fork server's folder (``pymp-*``) there. Short, unlike ``tmp_path``, for the
+    fork server's socket path (at most 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="vistudy-cli-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _cli(*args, temp):
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "TMPDIR": str(temp),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "study.cli", *args],
@@ -106,9 +119,9 @@ def _leftovers(out):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_workers_and_the_rerun_resumes(tmp_path):
+def test_sigterm_stops_the_workers_and_the_rerun_resumes(tmp_path, cli_temp):
     study, out = _study(tmp_path, SLOW), tmp_path / "out"
-    cli = _cli("run", str(study), "--out", str(out), "--jobs", "2", "--no-report")
+    cli = _cli("run", str(study), "--out", str(out), "--jobs", "2", "--no-report", temp=cli_temp)
     workers, _ = _running(cli)
     started = time.monotonic()
     cli.send_signal(signal.SIGTERM)
@@ -123,7 +136,7 @@ def test_sigterm_stops_the_workers_and_the_rerun_resumes(tmp_path):
     assert len(finished) == 2 and all("cavi" in name for name in finished), finished
     for name in finished:  # whatever was written is whole
         xr.open_dataset(out / "runs" / name, group="posterior").close()
-    rerun = _cli("run", str(study), "--out", str(out), "--jobs", "2", "--no-report")
+    rerun = _cli("run", str(study), "--out", str(out), "--jobs", "2", "--no-report", temp=cli_temp)
     _, stderr = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, stderr
     assert "2 runs to do, 2 already finished" in stderr
@@ -131,9 +144,9 @@ def test_sigterm_stops_the_workers_and_the_rerun_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_workers_exit_when_their_parent_is_killed(tmp_path):
+def test_workers_exit_when_their_parent_is_killed(tmp_path, cli_temp):
     study, out = _study(tmp_path, SLOW), tmp_path / "out"
-    cli = _cli("run", str(study), "--out", str(out), "--jobs", "2", "--no-report")
+    cli = _cli("run", str(study), "--out", str(out), "--jobs", "2", "--no-report", temp=cli_temp)
     workers, _ = _running(cli)
     cli.kill()
     cli.wait(timeout=10)
