@@ -43,8 +43,8 @@ def test_small_programs_get_the_older_emitter_and_compute_the_same(n_rows, brief
     value, grad = xla_compile.compile_program(recording, n_rows, brief)(*args)
     expected_options = None
     if n_rows <= xla_compile.FAST_COMPILE_MAX_ROWS:
-        once = xla_compile.BRIEF_OPTIONS if brief else {}
-        expected_options = {**xla_compile.FAST_COMPILE_OPTIONS, **once}
+        brief_options = xla_compile.BRIEF_OPTIONS if brief else {}
+        expected_options = {**xla_compile.FAST_COMPILE_OPTIONS, **brief_options}
     assert recording.options == [expected_options]
     expected_value, expected_grad = lowered.compile()(*args)
     np.testing.assert_allclose(value, expected_value, rtol=1e-13)
