@@ -7,6 +7,7 @@ tests must not modify it.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,30 @@ def tiny_fit(tiny_data) -> Callable[[str, str, str], az.InferenceData]:
         return cache[key]
 
     return get
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On a pytest-xdist worker, import ArviZ while holding a lock the workers share.
+
+    ArviZ 0.23.4, on its first import of the day, writes a stamp in the user cache folder
+    through a temporary file of a fixed name (``daily_warning.tmp``, then renamed). Two
+    processes that import it at once when there is no stamp of the day (a fresh CI machine)
+    race on that file, and one of them fails with ``FileNotFoundError``
+    (arviz-devs/arviz#2530, #2583): a worker's collection failed, and so the whole run, once in
+    46 runs of ``pytest -n 2`` from an empty ``HOME`` (2026-11-28). Under the lock the second
+    worker finds the stamp of the day and writes nothing. The lock is this file's (``flock``),
+    shared by the workers of one checkout; the controller imports nothing and runs no test.
+    ArviZ's costliest imports come first, outside the lock, so that a worker waits for ArviZ's
+    own modules alone (collection took 0.65 s longer, not 1.5 s)."""
+    if not hasattr(config, "workerinput"):
+        return
+    import matplotlib.pyplot  # noqa: F401
+    import scipy.stats  # noqa: F401
+    import xarray  # noqa: F401
+
+    with open(__file__) as this_file:
+        fcntl.flock(this_file, fcntl.LOCK_EX)  # released when the file is closed
+        import arviz  # noqa: F401
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
